@@ -1,0 +1,173 @@
+//! The durable outbox: messages are stored before they are acknowledged,
+//! then delivered by [`worker`] with retries, rate limits and merging.
+
+pub mod rate;
+pub mod store;
+pub mod worker;
+
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use anyhow::{anyhow, Result};
+use rusqlite::Connection;
+use tokio::sync::{broadcast, oneshot, Notify};
+
+use crate::home::Home;
+pub use store::{Attempt, Message, NewMessage, ProfileState, Status};
+
+/// A change of a message's status, published to `?wait=true` requests and
+/// to the desktop app.
+#[derive(Clone, Debug)]
+pub struct Update {
+    pub id: String,
+    pub profile: String,
+    pub status: Status,
+}
+
+/// Most messages committed in one transaction by the group-commit writer.
+const MAX_BATCH: usize = 256;
+/// Inserts waiting for the writer beyond which the relay answers 503.
+const MAX_PENDING: usize = 8192;
+
+struct WriteRequest {
+    message: NewMessage,
+    done: oneshot::Sender<Result<String>>,
+}
+
+/// The message database with a group-commit writer for new messages.
+#[derive(Clone)]
+pub struct Outbox {
+    connection: Arc<Mutex<Connection>>,
+    writer: std::sync::mpsc::SyncSender<WriteRequest>,
+    updates: broadcast::Sender<Update>,
+    wake: Arc<Notify>,
+}
+
+impl Outbox {
+    pub fn open(home: &Home) -> Result<Outbox> {
+        let path = home.database();
+        let connection = store::open(&path)?;
+        let writer_connection = store::open(&path)?;
+        let (writer, requests) = std::sync::mpsc::sync_channel(MAX_PENDING);
+        let wake = Arc::new(Notify::new());
+        let (updates, _) = broadcast::channel(1024);
+        let outbox = Outbox {
+            connection: Arc::new(Mutex::new(connection)),
+            writer,
+            updates,
+            wake,
+        };
+        let wake = outbox.wake.clone();
+        let updates = outbox.updates.clone();
+        std::thread::Builder::new()
+            .name("herald-outbox-writer".into())
+            .spawn(move || write_loop(writer_connection, requests, wake, updates))?;
+        Ok(outbox)
+    }
+
+    /// Stores a message and returns its id once the row is committed.
+    /// Fails with [`Busy`] when the writer is too far behind.
+    pub async fn enqueue(&self, message: NewMessage) -> Result<String> {
+        let (done, committed) = oneshot::channel();
+        self.writer
+            .try_send(WriteRequest { message, done })
+            .map_err(|e| match e {
+                std::sync::mpsc::TrySendError::Full(_) => anyhow!(Busy),
+                std::sync::mpsc::TrySendError::Disconnected(_) => anyhow!("the outbox writer has stopped"),
+            })?;
+        committed.await.map_err(|_| anyhow!("the outbox writer has stopped"))?
+    }
+
+    /// Runs `work` on the shared connection on a blocking thread.
+    pub async fn run<T: Send + 'static>(
+        &self,
+        work: impl FnOnce(&mut Connection) -> Result<T> + Send + 'static,
+    ) -> Result<T> {
+        let connection = self.connection.clone();
+        tokio::task::spawn_blocking(move || {
+            let mut connection = connection.lock().unwrap_or_else(|e| e.into_inner());
+            work(&mut connection)
+        })
+        .await
+        .map_err(|e| anyhow!("database task failed: {e}"))?
+    }
+
+    /// Runs `work` on the shared connection on this thread.
+    pub fn run_blocking<T>(&self, work: impl FnOnce(&mut Connection) -> Result<T>) -> Result<T> {
+        let mut connection = self.connection.lock().unwrap_or_else(|e| e.into_inner());
+        work(&mut connection)
+    }
+
+    pub async fn get(&self, id: &str) -> Result<Option<Message>> {
+        let id = id.to_owned();
+        self.run(move |c| store::get(c, &id)).await
+    }
+
+    pub fn subscribe(&self) -> broadcast::Receiver<Update> {
+        self.updates.subscribe()
+    }
+
+    pub(crate) fn publish(&self, update: Update) {
+        let _ = self.updates.send(update);
+    }
+
+    /// Wakes the delivery worker, e.g. after a resend.
+    pub fn wake(&self) {
+        self.wake.notify_one();
+    }
+
+    pub(crate) fn waker(&self) -> Arc<Notify> {
+        self.wake.clone()
+    }
+}
+
+/// The error for a full outbox queue; the relay answers 503.
+#[derive(Debug, thiserror::Error)]
+#[error("the outbox is busy; retry in a moment")]
+pub struct Busy;
+
+/// Commits waiting inserts in batches: one transaction for every request
+/// that arrived while the previous commit ran.
+fn write_loop(
+    mut connection: Connection,
+    requests: std::sync::mpsc::Receiver<WriteRequest>,
+    wake: Arc<Notify>,
+    updates: broadcast::Sender<Update>,
+) {
+    while let Ok(first) = requests.recv() {
+        let mut batch = vec![first];
+        while batch.len() < MAX_BATCH {
+            match requests.try_recv() {
+                Ok(request) => batch.push(request),
+                Err(_) => break,
+            }
+        }
+        let messages: Vec<NewMessage> = batch.iter().map(|r| r.message.clone()).collect();
+        let mut result = store::insert(&mut connection, &messages, None);
+        if let Err(error) = &result {
+            // One retry covers a lock held past the busy timeout.
+            tracing::warn!(%error, count = batch.len(), "storing messages failed; retrying once");
+            std::thread::sleep(Duration::from_millis(50));
+            result = store::insert(&mut connection, &messages, None);
+        }
+        match result {
+            Ok(ids) => {
+                for (request, id) in batch.into_iter().zip(ids) {
+                    let _ = updates.send(Update {
+                        id: id.clone(),
+                        profile: request.message.profile.clone(),
+                        status: Status::Queued,
+                    });
+                    let _ = request.done.send(Ok(id));
+                }
+                wake.notify_one();
+            }
+            Err(error) => {
+                tracing::error!(%error, count = batch.len(), "storing messages failed");
+                for request in batch {
+                    let _ = request.done.send(Err(anyhow!("could not store the message: {error}")));
+                }
+            }
+        }
+    }
+}
