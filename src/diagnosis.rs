@@ -268,7 +268,10 @@ fn wecom_base(errcode: i64, from_ip: Option<&str>, context: &Context) -> Failure
 fn ip_not_trusted(from_ip: Option<&str>, context: &Context) -> Failure {
     let (ip_en, ip_zh) = match from_ip {
         Some(ip) => (ip.to_owned(), ip.to_owned()),
-        None => ("(WeCom did not say which)".to_owned(), "（企业微信未给出）".to_owned()),
+        None => (
+            "(WeCom did not say which)".to_owned(),
+            "（企业微信未给出）".to_owned(),
+        ),
     };
     let mut message = Text::new(
         format!("WeCom refused the message because it came from IP {ip_en}, which is not in the app's trusted IPs (errcode 60020)."),
@@ -284,8 +287,14 @@ fn ip_not_trusted(from_ip: Option<&str>, context: &Context) -> Failure {
     }
     if !context.route.en.is_empty() {
         message.push(&Text::new(
-            format!("Outbound route: {}; a proxy changes the IP WeCom sees.", context.route.en),
-            format!("出站路线：{}；使用代理会改变企业微信看到的 IP。", context.route.zh),
+            format!(
+                "Outbound route: {}; a proxy changes the IP WeCom sees.",
+                context.route.en
+            ),
+            format!(
+                "出站路线：{}；使用代理会改变企业微信看到的 IP。",
+                context.route.zh
+            ),
         ));
     }
     let hint = Text::new(
@@ -364,9 +373,15 @@ pub enum SmtpStage {
 /// Explains an SMTP failure from the reply code (if the server sent one)
 /// and the server's text, decoded.
 pub fn smtp(stage: SmtpStage, code: Option<u16>, text: &str, port: u16) -> Failure {
-    let code_label = code.map(|c| c.to_string()).unwrap_or_else(|| "no reply code".into());
+    let code_label = code
+        .map(|c| c.to_string())
+        .unwrap_or_else(|| "no reply code".into());
     let transient = code.is_some_and(|c| (400..500).contains(&c));
-    let class = if transient { Class::Transient } else { Class::Permanent };
+    let class = if transient {
+        Class::Transient
+    } else {
+        Class::Permanent
+    };
     let mut failure = match (stage, code) {
         (SmtpStage::Login, Some(535 | 534 | 530 | 526)) | (SmtpStage::Login, None) => Failure::new(
             "smtp_auth",
@@ -512,7 +527,11 @@ mod tests {
             (99999, Class::Permanent),
         ];
         for (errcode, class) in cases {
-            assert_eq!(wecom(errcode, "x", &context).class, class, "errcode {errcode}");
+            assert_eq!(
+                wecom(errcode, "x", &context).class,
+                class,
+                "errcode {errcode}"
+            );
         }
     }
 
@@ -528,6 +547,9 @@ mod tests {
     fn non_json_answer_is_not_success() {
         let failure = wecom_unreadable(200, "<html>busy</html>");
         assert_eq!(failure.class, Class::Transient);
-        assert_eq!(failure.upstream_message.as_deref(), Some("<html>busy</html>"));
+        assert_eq!(
+            failure.upstream_message.as_deref(),
+            Some("<html>busy</html>")
+        );
     }
 }

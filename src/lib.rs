@@ -16,4 +16,5 @@ pub mod home;
 pub mod i18n;
 pub mod outbox;
 pub mod profile;
+pub mod relay;
 pub mod split;

@@ -15,7 +15,12 @@ const HEADER_RESERVE: usize = 24;
 /// One part that fits is returned as is: the title (bold in markdown) on the
 /// first line, then the text. Longer content is split and every part starts
 /// with the title and its number, such as `**Stop hit** (2/3)`.
-pub fn render_parts(title: Option<&str>, text: &str, markdown: bool, max_bytes: usize) -> Vec<String> {
+pub fn render_parts(
+    title: Option<&str>,
+    text: &str,
+    markdown: bool,
+    max_bytes: usize,
+) -> Vec<String> {
     let title = title.map(str::trim).filter(|t| !t.is_empty());
     let whole = match title {
         Some(title) => format!("{}\n{text}", heading(title, markdown)),
@@ -141,7 +146,10 @@ mod tests {
     fn split_prefers_line_ends() {
         let text = format!("{}\n{}", "a".repeat(60), "b".repeat(60));
         let chunks = split_text(&text, 100);
-        assert_eq!(chunks, vec!["a".repeat(60).as_str(), "b".repeat(60).as_str()]);
+        assert_eq!(
+            chunks,
+            vec!["a".repeat(60).as_str(), "b".repeat(60).as_str()]
+        );
     }
 
     #[test]

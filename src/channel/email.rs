@@ -46,7 +46,16 @@ struct Settings<'a> {
 }
 
 fn settings(profile: &Profile) -> Settings<'_> {
-    let Kind::Email { smtp_host, smtp_port, tls, username, from, to, ca_file } = &profile.kind else {
+    let Kind::Email {
+        smtp_host,
+        smtp_port,
+        tls,
+        username,
+        from,
+        to,
+        ca_file,
+    } = &profile.kind
+    else {
         unreachable!("email channel called for a {} profile", profile.kind.name());
     };
     Settings {
@@ -65,7 +74,13 @@ pub(super) async fn send(profile: &Profile, secret: &str, part: Part<'_>) -> Out
     let message = build_message(&settings, part)?;
     match tokio::time::timeout(SESSION_TIMEOUT, deliver(&settings, secret, &message)).await {
         Ok(outcome) => outcome,
-        Err(_) => Err(smtp(SmtpStage::Data, None, "the SMTP session timed out", settings.port).transient()),
+        Err(_) => Err(smtp(
+            SmtpStage::Data,
+            None,
+            "the SMTP session timed out",
+            settings.port,
+        )
+        .transient()),
     }
 }
 
@@ -75,12 +90,23 @@ pub(super) async fn check(profile: &Profile, secret: &str) -> Outcome {
         let mut connection = open(&settings, secret).await?;
         let _ = connection.quit().await;
         Ok(Accepted {
-            answer: format!("connected to {}:{}, TLS and login succeeded", settings.host, settings.port),
+            answer: format!(
+                "connected to {}:{}, TLS and login succeeded",
+                settings.host, settings.port
+            ),
             ..Accepted::default()
         })
     })
     .await;
-    checked.unwrap_or_else(|_| Err(smtp(SmtpStage::Login, None, "the SMTP session timed out", settings.port).transient()))
+    checked.unwrap_or_else(|_| {
+        Err(smtp(
+            SmtpStage::Login,
+            None,
+            "the SMTP session timed out",
+            settings.port,
+        )
+        .transient())
+    })
 }
 
 fn build_message(settings: &Settings<'_>, part: Part<'_>) -> Result<Vec<u8>, Failure> {
@@ -88,11 +114,20 @@ fn build_message(settings: &Settings<'_>, part: Part<'_>) -> Result<Vec<u8>, Fai
         Failure::new(
             "email_invalid_address",
             Class::Permanent,
-            Text::new(format!("Invalid {what} address '{value}'."), format!("{what} 地址“{value}”无效。")),
-            Text::new("Correct the address in the profile.", "请在配置中修正该地址。"),
+            Text::new(
+                format!("Invalid {what} address '{value}'."),
+                format!("{what} 地址“{value}”无效。"),
+            ),
+            Text::new(
+                "Correct the address in the profile.",
+                "请在配置中修正该地址。",
+            ),
         )
     };
-    let from: Address = settings.from.parse().map_err(|_| invalid("From", settings.from))?;
+    let from: Address = settings
+        .from
+        .parse()
+        .map_err(|_| invalid("From", settings.from))?;
     let subject = match part.title.map(str::trim).filter(|t| !t.is_empty()) {
         Some(title) => title.to_owned(),
         None => default_subject(part.content),
@@ -109,7 +144,10 @@ fn build_message(settings: &Settings<'_>, part: Part<'_>) -> Result<Vec<u8>, Fai
         Failure::new(
             "email_build",
             Class::Permanent,
-            Text::new(format!("The email could not be built: {e}."), format!("无法生成邮件：{e}。")),
+            Text::new(
+                format!("The email could not be built: {e}."),
+                format!("无法生成邮件：{e}。"),
+            ),
             Text::new("Check the profile's addresses.", "请检查配置中的邮件地址。"),
         )
     })?;
@@ -118,7 +156,10 @@ fn build_message(settings: &Settings<'_>, part: Part<'_>) -> Result<Vec<u8>, Fai
 
 /// The first line of the text, shortened, for a message without a title.
 fn default_subject(content: &str) -> String {
-    let first = content.lines().find(|l| !l.trim().is_empty()).unwrap_or("Herald");
+    let first = content
+        .lines()
+        .find(|l| !l.trim().is_empty())
+        .unwrap_or("Herald");
     let mut subject: String = first.trim().chars().take(60).collect();
     if first.trim().chars().count() > 60 {
         subject.push('…');
@@ -191,14 +232,36 @@ async fn deliver(settings: &Settings<'_>, secret: &str, message: &[u8]) -> Outco
 /// Connects, secures and logs in.
 async fn open(settings: &Settings<'_>, secret: &str) -> Result<AsyncSmtpConnection, Failure> {
     let port = settings.port;
-    let tcp = match tokio::time::timeout(CONNECT_TIMEOUT, TcpStream::connect((settings.host, port))).await {
+    let tcp = match tokio::time::timeout(CONNECT_TIMEOUT, TcpStream::connect((settings.host, port)))
+        .await
+    {
         Ok(Ok(tcp)) => tcp,
-        Ok(Err(error)) => return Err(smtp(SmtpStage::Connect, None, &format!("{}:{port}: {error}", settings.host), port)),
-        Err(_) => return Err(smtp(SmtpStage::Connect, None, &format!("{}:{port}: connection timed out", settings.host), port)),
+        Ok(Err(error)) => {
+            return Err(smtp(
+                SmtpStage::Connect,
+                None,
+                &format!("{}:{port}: {error}", settings.host),
+                port,
+            ))
+        }
+        Err(_) => {
+            return Err(smtp(
+                SmtpStage::Connect,
+                None,
+                &format!("{}:{port}: connection timed out", settings.host),
+                port,
+            ))
+        }
     };
-    let peer = tcp.peer_addr().unwrap_or_else(|_| SocketAddr::from(([0, 0, 0, 0], port)));
+    let peer = tcp
+        .peer_addr()
+        .unwrap_or_else(|_| SocketAddr::from(([0, 0, 0, 0], port)));
     let stream: Box<dyn AsyncTokioStream> = match settings.tls {
-        TlsMode::Implicit => Box::new(LenientStream::new(handshake(tcp, settings).await?, peer, None)),
+        TlsMode::Implicit => Box::new(LenientStream::new(
+            handshake(tcp, settings).await?,
+            peer,
+            None,
+        )),
         TlsMode::Starttls => {
             let tcp = starttls_preamble(tcp, port).await?;
             let tls = handshake(tcp, settings).await?;
@@ -210,13 +273,21 @@ async fn open(settings: &Settings<'_>, secret: &str) -> Result<AsyncSmtpConnecti
     };
 
     let hello = ClientId::default();
-    let mut connection = match tokio::time::timeout(GREETING_TIMEOUT, AsyncSmtpConnection::connect_with_transport(stream, &hello)).await {
+    let mut connection = match tokio::time::timeout(
+        GREETING_TIMEOUT,
+        AsyncSmtpConnection::connect_with_transport(stream, &hello),
+    )
+    .await
+    {
         Ok(Ok(connection)) => connection,
         Ok(Err(error)) => return Err(lettre_failure(SmtpStage::Connect, &error, port)),
         Err(_) => return Err(no_greeting(port)),
     };
     let credentials = Credentials::new(settings.username.to_owned(), secret.to_owned());
-    if let Err(error) = connection.auth(&[Mechanism::Plain, Mechanism::Login], &credentials).await {
+    if let Err(error) = connection
+        .auth(&[Mechanism::Plain, Mechanism::Login], &credentials)
+        .await
+    {
         connection.abort().await;
         return Err(lettre_failure(SmtpStage::Login, &error, port));
     }
@@ -232,18 +303,43 @@ async fn starttls_preamble(tcp: TcpStream, port: u16) -> Result<TcpStream, Failu
     };
     expect_code(&greeting, 220, SmtpStage::Connect, port)?;
 
-    reader.get_mut().write_all(b"EHLO herald\r\n").await.map_err(|e| smtp(SmtpStage::Connect, None, &e.to_string(), port))?;
-    let ehlo = read_reply(&mut reader).await.map_err(|e| smtp(SmtpStage::Connect, None, &e.to_string(), port))?;
+    reader
+        .get_mut()
+        .write_all(b"EHLO herald\r\n")
+        .await
+        .map_err(|e| smtp(SmtpStage::Connect, None, &e.to_string(), port))?;
+    let ehlo = read_reply(&mut reader)
+        .await
+        .map_err(|e| smtp(SmtpStage::Connect, None, &e.to_string(), port))?;
     expect_code(&ehlo, 250, SmtpStage::Connect, port)?;
     if !ehlo.1.to_ascii_uppercase().contains("STARTTLS") {
-        return Err(smtp(SmtpStage::Tls, None, &format!("the server on port {port} does not offer STARTTLS: {}", ehlo.1.trim()), port));
+        return Err(smtp(
+            SmtpStage::Tls,
+            None,
+            &format!(
+                "the server on port {port} does not offer STARTTLS: {}",
+                ehlo.1.trim()
+            ),
+            port,
+        ));
     }
 
-    reader.get_mut().write_all(b"STARTTLS\r\n").await.map_err(|e| smtp(SmtpStage::Tls, None, &e.to_string(), port))?;
-    let ready = read_reply(&mut reader).await.map_err(|e| smtp(SmtpStage::Tls, None, &e.to_string(), port))?;
+    reader
+        .get_mut()
+        .write_all(b"STARTTLS\r\n")
+        .await
+        .map_err(|e| smtp(SmtpStage::Tls, None, &e.to_string(), port))?;
+    let ready = read_reply(&mut reader)
+        .await
+        .map_err(|e| smtp(SmtpStage::Tls, None, &e.to_string(), port))?;
     expect_code(&ready, 220, SmtpStage::Tls, port)?;
     if !reader.buffer().is_empty() {
-        return Err(smtp(SmtpStage::Tls, None, "the server sent data before the TLS handshake", port));
+        return Err(smtp(
+            SmtpStage::Tls,
+            None,
+            "the server sent data before the TLS handshake",
+            port,
+        ));
     }
     Ok(reader.into_inner())
 }
@@ -254,7 +350,10 @@ async fn read_reply(reader: &mut BufReader<TcpStream>) -> std::io::Result<(u16, 
     loop {
         let mut line = Vec::new();
         if reader.read_until(b'\n', &mut line).await? == 0 {
-            return Err(std::io::Error::new(std::io::ErrorKind::UnexpectedEof, "the server closed the connection"));
+            return Err(std::io::Error::new(
+                std::io::ErrorKind::UnexpectedEof,
+                "the server closed the connection",
+            ));
         }
         let line = super::lenient::decode_reply(&line);
         text.push_str(&line);
@@ -266,7 +365,12 @@ async fn read_reply(reader: &mut BufReader<TcpStream>) -> std::io::Result<(u16, 
     }
 }
 
-fn expect_code(reply: &(u16, String), expected: u16, stage: SmtpStage, port: u16) -> Result<(), Failure> {
+fn expect_code(
+    reply: &(u16, String),
+    expected: u16,
+    stage: SmtpStage,
+    port: u16,
+) -> Result<(), Failure> {
     if reply.0 == expected {
         Ok(())
     } else {
@@ -279,9 +383,16 @@ async fn handshake(
     settings: &Settings<'_>,
 ) -> Result<tokio_rustls::client::TlsStream<TcpStream>, Failure> {
     let port = settings.port;
-    let config = tls_config(settings.ca_file).map_err(|detail| smtp(SmtpStage::Tls, None, &detail, port))?;
-    let name = rustls_pki_types::ServerName::try_from(settings.host.to_owned())
-        .map_err(|e| smtp(SmtpStage::Tls, None, &format!("invalid host name '{}': {e}", settings.host), port))?;
+    let config =
+        tls_config(settings.ca_file).map_err(|detail| smtp(SmtpStage::Tls, None, &detail, port))?;
+    let name = rustls_pki_types::ServerName::try_from(settings.host.to_owned()).map_err(|e| {
+        smtp(
+            SmtpStage::Tls,
+            None,
+            &format!("invalid host name '{}': {e}", settings.host),
+            port,
+        )
+    })?;
     let connector = tokio_rustls::TlsConnector::from(Arc::new(config));
     match tokio::time::timeout(GREETING_TIMEOUT, connector.connect(name, tcp)).await {
         Ok(Ok(stream)) => Ok(stream),
@@ -292,7 +403,9 @@ async fn handshake(
 
 fn tls_failure(detail: &str, settings: &Settings<'_>) -> Failure {
     let mut failure = smtp(SmtpStage::Tls, None, detail, settings.port);
-    if let Some(mismatch) = crate::profile::validate::port_mode_mismatch(settings.port, settings.tls) {
+    if let Some(mismatch) =
+        crate::profile::validate::port_mode_mismatch(settings.port, settings.tls)
+    {
         failure.message.push(&mismatch);
     } else if detail.contains("corrupt message") || detail.contains("InvalidContentType") {
         failure.message.push(&Text::new(
@@ -313,8 +426,11 @@ fn tls_config(ca_file: Option<&str>) -> Result<tokio_rustls::rustls::ClientConfi
         let certificates = rustls_pki_types::CertificateDer::pem_file_iter(path)
             .map_err(|e| format!("could not read the CA file {path}: {e}"))?;
         for certificate in certificates {
-            let certificate = certificate.map_err(|e| format!("invalid certificate in {path}: {e}"))?;
-            roots.add(certificate).map_err(|e| format!("invalid certificate in {path}: {e}"))?;
+            let certificate =
+                certificate.map_err(|e| format!("invalid certificate in {path}: {e}"))?;
+            roots
+                .add(certificate)
+                .map_err(|e| format!("invalid certificate in {path}: {e}"))?;
         }
     }
     let provider = Arc::new(rustls::crypto::ring::default_provider());
@@ -354,7 +470,9 @@ fn reply_of(error: &lettre::transport::smtp::Error) -> (Option<u16>, String) {
 
 fn lettre_failure(stage: SmtpStage, error: &lettre::transport::smtp::Error, port: u16) -> Failure {
     let (code, text) = reply_of(error);
-    if code.is_none() && (error.is_timeout() || text.contains("connection") || text.contains("closed")) {
+    if code.is_none()
+        && (error.is_timeout() || text.contains("connection") || text.contains("closed"))
+    {
         return diagnosis::network("the mail server", &text, &Text::new("direct", "直连"));
     }
     smtp(stage, code, &text, port)

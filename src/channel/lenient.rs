@@ -58,12 +58,18 @@ impl<S> LenientStream<S> {
 
 impl<S> std::fmt::Debug for LenientStream<S> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("LenientStream").field("peer", &self.peer).finish()
+        f.debug_struct("LenientStream")
+            .field("peer", &self.peer)
+            .finish()
     }
 }
 
 impl<S: AsyncRead + Unpin> AsyncRead for LenientStream<S> {
-    fn poll_read(self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &mut ReadBuf<'_>) -> Poll<io::Result<()>> {
+    fn poll_read(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
         let this = self.get_mut();
         loop {
             if !this.ready.is_empty() {
@@ -95,7 +101,11 @@ impl<S: AsyncRead + Unpin> AsyncRead for LenientStream<S> {
 }
 
 impl<S: AsyncWrite + Unpin> AsyncWrite for LenientStream<S> {
-    fn poll_write(self: Pin<&mut Self>, cx: &mut Context<'_>, data: &[u8]) -> Poll<io::Result<usize>> {
+    fn poll_write(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        data: &[u8],
+    ) -> Poll<io::Result<usize>> {
         Pin::new(&mut self.get_mut().inner).poll_write(cx, data)
     }
 

@@ -95,7 +95,13 @@ impl Channels {
     }
 
     /// Sends one part through the profile's channel.
-    pub async fn send(&self, profile: &Profile, secret: &str, part: Part<'_>, context: &Context) -> Outcome {
+    pub async fn send(
+        &self,
+        profile: &Profile,
+        secret: &str,
+        part: Part<'_>,
+        context: &Context,
+    ) -> Outcome {
         match &profile.kind {
             Kind::WecomApp { .. } => {
                 let client = self.client(&profile.proxy, context)?;
@@ -139,8 +145,9 @@ impl Channels {
             Proxy::System => builder,
             Proxy::None => builder.no_proxy(),
             Proxy::Url(url) => {
-                let proxy = reqwest::Proxy::all(url)
-                    .map_err(|e| crate::diagnosis::network("the proxy", &e.to_string(), &context.route))?;
+                let proxy = reqwest::Proxy::all(url).map_err(|e| {
+                    crate::diagnosis::network("the proxy", &e.to_string(), &context.route)
+                })?;
                 builder.proxy(proxy)
             }
         };

@@ -85,7 +85,9 @@ impl TokenCache {
             return Ok(Fetched { value: token.value });
         }
 
-        let token = self.fetch(client, api_base, corp_id, secret, context).await?;
+        let token = self
+            .fetch(client, api_base, corp_id, secret, context)
+            .await?;
         self.remember(&key, token.clone());
         self.save_to_file(&key, &token);
         Ok(Fetched { value: token.value })
@@ -94,13 +96,17 @@ impl TokenCache {
     /// Drops every cached token of this corp id and secret.
     pub fn forget(&self, api_base: &str, corp_id: &str, secret: &str) {
         let key = cache_key(api_base, corp_id, secret);
-        self.memory.lock().unwrap_or_else(|e| e.into_inner()).remove(&key);
+        self.memory
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .remove(&key);
     }
 
     fn usable(&self, key: &str, rejected: Option<&str>) -> Option<String> {
         let memory = self.memory.lock().unwrap_or_else(|e| e.into_inner());
         let token = memory.get(key)?;
-        (token.use_until_ms > now_ms() && Some(token.value.as_str()) != rejected).then(|| token.value.clone())
+        (token.use_until_ms > now_ms() && Some(token.value.as_str()) != rejected)
+            .then(|| token.value.clone())
     }
 
     fn remember(&self, key: &str, token: Token) {
@@ -163,7 +169,8 @@ impl TokenCache {
         secret: &str,
         context: &Context,
     ) -> Result<Token, Failure> {
-        self.calls.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        self.calls
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         let url = format!("{}/cgi-bin/gettoken", api_base.trim_end_matches('/'));
         tracing::debug!(corp_id, "fetching a WeCom access token");
         let response = client
@@ -176,9 +183,15 @@ impl TokenCache {
         if answer.errcode != 0 {
             return Err(diagnosis::wecom(answer.errcode, &answer.errmsg, context));
         }
-        let value = answer.access_token.filter(|t| !t.is_empty()).ok_or_else(|| {
-            diagnosis::wecom_unreadable(200, "gettoken answered errcode 0 without an access_token")
-        })?;
+        let value = answer
+            .access_token
+            .filter(|t| !t.is_empty())
+            .ok_or_else(|| {
+                diagnosis::wecom_unreadable(
+                    200,
+                    "gettoken answered errcode 0 without an access_token",
+                )
+            })?;
         let lifetime_ms = answer.expires_in.unwrap_or(7200).max(1) * 1000;
         let margin = REFRESH_MARGIN_MS.min(lifetime_ms / 10);
         Ok(Token {
@@ -201,7 +214,11 @@ struct GetTokenAnswer {
 /// that a changed secret never reuses the old token and the secret itself is
 /// not written to the cache file.
 fn cache_key(api_base: &str, corp_id: &str, secret: &str) -> String {
-    format!("{}|{corp_id}|{:016x}", api_base.trim_end_matches('/'), fnv1a(secret.as_bytes()))
+    format!(
+        "{}|{corp_id}|{:016x}",
+        api_base.trim_end_matches('/'),
+        fnv1a(secret.as_bytes())
+    )
 }
 
 /// FNV-1a, 64-bit: stable across Rust versions, unlike `DefaultHasher`.

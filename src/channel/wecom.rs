@@ -32,16 +32,22 @@ pub(super) struct Answer {
 
 /// Reads a WeCom JSON answer. An answer that is not JSON or lacks an
 /// `errcode` is a failure, whatever its HTTP status.
-pub(super) async fn read_json<T: serde::de::DeserializeOwned>(response: reqwest::Response) -> Result<T, Failure> {
+pub(super) async fn read_json<T: serde::de::DeserializeOwned>(
+    response: reqwest::Response,
+) -> Result<T, Failure> {
     let status = response.status().as_u16();
     let body = response.bytes().await.map_err(|e| {
-        diagnosis::wecom_unreadable(status, &format!("the answer could not be read: {}", describe_reqwest(&e)))
+        diagnosis::wecom_unreadable(
+            status,
+            &format!("the answer could not be read: {}", describe_reqwest(&e)),
+        )
     })?;
     let text = String::from_utf8_lossy(&body);
     if status != 200 {
         return Err(diagnosis::wecom_unreadable(status, &text));
     }
-    let value: Value = serde_json::from_str(&text).map_err(|_| diagnosis::wecom_unreadable(status, &text))?;
+    let value: Value =
+        serde_json::from_str(&text).map_err(|_| diagnosis::wecom_unreadable(status, &text))?;
     if !value.get("errcode").is_some_and(Value::is_i64) {
         return Err(diagnosis::wecom_unreadable(status, &text));
     }
@@ -61,13 +67,25 @@ pub(super) async fn send_app(
     part: Part<'_>,
     context: &Context,
 ) -> Outcome {
-    let Kind::WecomApp { corp_id, agent_id, to_user, to_party, to_tag, .. } = &profile.kind else {
+    let Kind::WecomApp {
+        corp_id,
+        agent_id,
+        to_user,
+        to_party,
+        to_tag,
+        ..
+    } = &profile.kind
+    else {
         unreachable!("send_app called for a {} profile", profile.kind.name());
     };
     let base = profile.kind.api_base().trim_end_matches('/');
     let (msgtype, content) = body_for(part);
     let mut body = json!({ "msgtype": msgtype, "agentid": agent_id, msgtype.clone(): content });
-    for (field, values) in [("touser", to_user), ("toparty", to_party), ("totag", to_tag)] {
+    for (field, values) in [
+        ("touser", to_user),
+        ("toparty", to_party),
+        ("totag", to_tag),
+    ] {
         if !values.is_empty() {
             body[field] = Value::String(values.join("|"));
         }
@@ -78,7 +96,9 @@ pub(super) async fn send_app(
     let mut rejected: Option<String> = None;
     let mut seen_ip: Option<String> = None;
     loop {
-        let token = tokens.get(client, base, corp_id, secret, rejected.as_deref(), context).await?;
+        let token = tokens
+            .get(client, base, corp_id, secret, rejected.as_deref(), context)
+            .await?;
         let response = client
             .post(format!("{base}/cgi-bin/message/send"))
             .query(&[("access_token", token.value.as_str())])
@@ -110,7 +130,12 @@ fn accept_app(
     to_tag: &[String],
     from_ip: Option<String>,
 ) -> Outcome {
-    let split = |s: &str| -> Vec<String> { s.split('|').filter(|v| !v.is_empty()).map(str::to_owned).collect() };
+    let split = |s: &str| -> Vec<String> {
+        s.split('|')
+            .filter(|v| !v.is_empty())
+            .map(str::to_owned)
+            .collect()
+    };
     let invalid_users = split(&answer.invaliduser);
     let unlicensed = split(&answer.unlicenseduser);
     let invalid_parties = split(&answer.invalidparty);
@@ -118,7 +143,10 @@ fn accept_app(
 
     // WeCom lowercases user ids in its answer.
     let is_bad_user = |user: &String| {
-        invalid_users.iter().chain(&unlicensed).any(|bad| bad.eq_ignore_ascii_case(user))
+        invalid_users
+            .iter()
+            .chain(&unlicensed)
+            .any(|bad| bad.eq_ignore_ascii_case(user))
     };
     let all_users_bad = to_user.iter().all(|u| u != "@all" && is_bad_user(u));
     let all_parties_bad = to_party.iter().all(|p| invalid_parties.contains(p));
@@ -172,7 +200,9 @@ pub(super) async fn send_bot(
         .json(&body)
         .send()
         .await
-        .map_err(|e| diagnosis::network("the WeCom robot", &describe_reqwest(&e), &context.route))?;
+        .map_err(|e| {
+            diagnosis::network("the WeCom robot", &describe_reqwest(&e), &context.route)
+        })?;
     let answer: Answer = read_json(response).await?;
     if answer.errcode != 0 {
         return Err(diagnosis::wecom(answer.errcode, &answer.errmsg, context));
@@ -195,7 +225,9 @@ pub(super) async fn check_app(
     };
     let base = profile.kind.api_base().trim_end_matches('/');
     tokens.forget(base, corp_id, secret);
-    tokens.get(client, base, corp_id, secret, None, context).await?;
+    tokens
+        .get(client, base, corp_id, secret, None, context)
+        .await?;
     Ok(Accepted {
         answer: "access token issued".to_owned(),
         ..Accepted::default()
@@ -204,13 +236,19 @@ pub(super) async fn check_app(
 
 /// Checks that the robot API answers. WeCom has no call that verifies a
 /// robot key without posting into the group.
-pub(super) async fn check_bot(client: &reqwest::Client, profile: &Profile, context: &Context) -> Outcome {
+pub(super) async fn check_bot(
+    client: &reqwest::Client,
+    profile: &Profile,
+    context: &Context,
+) -> Outcome {
     let base = profile.kind.api_base().trim_end_matches('/');
     let response = client
         .get(format!("{base}/cgi-bin/webhook/send"))
         .send()
         .await
-        .map_err(|e| diagnosis::network("the WeCom robot", &describe_reqwest(&e), &context.route))?;
+        .map_err(|e| {
+            diagnosis::network("the WeCom robot", &describe_reqwest(&e), &context.route)
+        })?;
     Ok(Accepted {
         answer: format!(
             "the robot API answered (HTTP {}); the key itself is verified by the first message",

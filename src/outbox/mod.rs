@@ -73,9 +73,13 @@ impl Outbox {
             .try_send(WriteRequest { message, done })
             .map_err(|e| match e {
                 std::sync::mpsc::TrySendError::Full(_) => anyhow!(Busy),
-                std::sync::mpsc::TrySendError::Disconnected(_) => anyhow!("the outbox writer has stopped"),
+                std::sync::mpsc::TrySendError::Disconnected(_) => {
+                    anyhow!("the outbox writer has stopped")
+                }
             })?;
-        committed.await.map_err(|_| anyhow!("the outbox writer has stopped"))?
+        committed
+            .await
+            .map_err(|_| anyhow!("the outbox writer has stopped"))?
     }
 
     /// Runs `work` on the shared connection on a blocking thread.
@@ -165,7 +169,9 @@ fn write_loop(
             Err(error) => {
                 tracing::error!(%error, count = batch.len(), "storing messages failed");
                 for request in batch {
-                    let _ = request.done.send(Err(anyhow!("could not store the message: {error}")));
+                    let _ = request
+                        .done
+                        .send(Err(anyhow!("could not store the message: {error}")));
                 }
             }
         }

@@ -18,10 +18,19 @@ pub struct Window {
     pub max: usize,
 }
 
-pub const ROBOT: [Window; 1] = [Window { window_ms: 60_000, max: 20 }];
+pub const ROBOT: [Window; 1] = [Window {
+    window_ms: 60_000,
+    max: 20,
+}];
 pub const APP_MEMBER: [Window; 2] = [
-    Window { window_ms: 60_000, max: 30 },
-    Window { window_ms: 3_600_000, max: 1000 },
+    Window {
+        window_ms: 60_000,
+        max: 30,
+    },
+    Window {
+        window_ms: 3_600_000,
+        max: 1000,
+    },
 ];
 
 /// The rate key and windows of a profile. Profiles that share a robot key or
@@ -30,10 +39,21 @@ pub const APP_MEMBER: [Window; 2] = [
 pub fn limits_for(profile: &Profile, secret: &str) -> Option<(String, &'static [Window])> {
     match &profile.kind {
         Kind::WecomBot { .. } => Some((
-            format!("bot|{}|{:016x}", profile.kind.api_base(), channel_fingerprint(secret)),
+            format!(
+                "bot|{}|{:016x}",
+                profile.kind.api_base(),
+                channel_fingerprint(secret)
+            ),
             &ROBOT,
         )),
-        Kind::WecomApp { corp_id, agent_id, to_user, to_party, to_tag, .. } => Some((
+        Kind::WecomApp {
+            corp_id,
+            agent_id,
+            to_user,
+            to_party,
+            to_tag,
+            ..
+        } => Some((
             format!(
                 "app|{}|{corp_id}|{agent_id}|{}|{}|{}",
                 profile.kind.api_base(),
@@ -73,7 +93,12 @@ pub fn wait_ms(sends: &[i64], now: i64, windows: &[Window]) -> i64 {
 
 /// The longest window, for pruning old send records.
 pub fn longest_window_ms() -> i64 {
-    APP_MEMBER.iter().chain(ROBOT.iter()).map(|w| w.window_ms).max().unwrap_or(0)
+    APP_MEMBER
+        .iter()
+        .chain(ROBOT.iter())
+        .map(|w| w.window_ms)
+        .max()
+        .unwrap_or(0)
 }
 
 #[cfg(test)]
@@ -101,8 +126,14 @@ mod tests {
             now += 7;
         }
         for (index, &start) in sends.iter().enumerate() {
-            let in_window = sends[index..].iter().filter(|&&at| at < start + 60_000).count();
-            assert!(in_window <= 20, "{in_window} sends in the minute from {start}");
+            let in_window = sends[index..]
+                .iter()
+                .filter(|&&at| at < start + 60_000)
+                .count();
+            assert!(
+                in_window <= 20,
+                "{in_window} sends in the minute from {start}"
+            );
         }
     }
 

@@ -189,7 +189,8 @@ fn message_from_row(row: &Row<'_>) -> rusqlite::Result<Message> {
 
 /// Opens the database and applies the schema.
 pub fn open(path: &Path) -> Result<Connection> {
-    let connection = Connection::open(path).with_context(|| format!("could not open the database {}", path.display()))?;
+    let connection = Connection::open(path)
+        .with_context(|| format!("could not open the database {}", path.display()))?;
     connection.busy_timeout(std::time::Duration::from_secs(10))?;
     connection.pragma_update(None, "journal_mode", "WAL")?;
     connection.pragma_update(None, "synchronous", "NORMAL")?;
@@ -211,16 +212,25 @@ pub fn new_id() -> String {
 
 /// Inserts messages in one transaction and returns their ids in order.
 /// `lease_owner` marks them as being sent by that owner right away.
-pub fn insert(connection: &mut Connection, messages: &[NewMessage], lease_owner: Option<(&str, i64)>) -> Result<Vec<String>> {
+pub fn insert(
+    connection: &mut Connection,
+    messages: &[NewMessage],
+    lease_owner: Option<(&str, i64)>,
+) -> Result<Vec<String>> {
     let now = now_ms();
-    let transaction = connection.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+    let transaction =
+        connection.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
     let mut ids = Vec::with_capacity(messages.len());
     {
         let mut statement = transaction.prepare_cached(
             "INSERT INTO messages (id, profile, title, text, format, source, status, created_at, updated_at, next_attempt_at, lease_owner, lease_until)
              VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?8, ?8, ?9, ?10)",
         )?;
-        let status = if lease_owner.is_some() { Status::Sending } else { Status::Queued };
+        let status = if lease_owner.is_some() {
+            Status::Sending
+        } else {
+            Status::Queued
+        };
         for message in messages {
             let id = new_id();
             statement.execute(params![
@@ -244,7 +254,11 @@ pub fn insert(connection: &mut Connection, messages: &[NewMessage], lease_owner:
 
 pub fn get(connection: &Connection, id: &str) -> Result<Option<Message>> {
     Ok(connection
-        .query_row(&format!("SELECT {MESSAGE_COLUMNS} FROM messages WHERE id = ?1"), [id], message_from_row)
+        .query_row(
+            &format!("SELECT {MESSAGE_COLUMNS} FROM messages WHERE id = ?1"),
+            [id],
+            message_from_row,
+        )
         .optional()?)
 }
 
@@ -298,8 +312,16 @@ pub fn due_profiles(connection: &Connection, now: i64) -> Result<(Vec<String>, O
 
 /// Claims up to `limit` due messages of a profile, oldest first, for
 /// `owner` until `lease_until`.
-pub fn claim(connection: &mut Connection, profile: &str, owner: &str, now: i64, lease_until: i64, limit: i64) -> Result<Vec<Message>> {
-    let transaction = connection.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+pub fn claim(
+    connection: &mut Connection,
+    profile: &str,
+    owner: &str,
+    now: i64,
+    lease_until: i64,
+    limit: i64,
+) -> Result<Vec<Message>> {
+    let transaction =
+        connection.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
     let claimed = {
         let mut statement = transaction.prepare_cached(&format!(
             "SELECT {MESSAGE_COLUMNS} FROM messages
@@ -350,7 +372,10 @@ pub fn reclaim(connection: &Connection, owner: &str) -> Result<usize> {
 
 pub fn extend_lease(connection: &Connection, ids: &[String], lease_until: i64) -> Result<()> {
     for id in ids {
-        connection.execute("UPDATE messages SET lease_until = ?2 WHERE id = ?1", params![id, lease_until])?;
+        connection.execute(
+            "UPDATE messages SET lease_until = ?2 WHERE id = ?1",
+            params![id, lease_until],
+        )?;
     }
     Ok(())
 }
@@ -364,7 +389,11 @@ pub fn record_attempt(
 ) -> Result<()> {
     let (outcome, answer, error) = match result {
         Ok(answer) => ("accepted", Some(answer.clone()), None),
-        Err(failure) => ("failed", failure.upstream_message.clone(), Some(serde_json::to_string(failure)?)),
+        Err(failure) => (
+            "failed",
+            failure.upstream_message.clone(),
+            Some(serde_json::to_string(failure)?),
+        ),
     };
     connection.execute(
         "INSERT INTO attempts (message_id, at, part, parts, outcome, answer, error) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
@@ -374,7 +403,12 @@ pub fn record_attempt(
 }
 
 /// Records that a part was accepted.
-pub fn record_progress(connection: &Connection, id: &str, parts_done: i64, parts_total: i64) -> Result<()> {
+pub fn record_progress(
+    connection: &Connection,
+    id: &str,
+    parts_done: i64,
+    parts_total: i64,
+) -> Result<()> {
     connection.execute(
         "UPDATE messages SET parts_done = ?2, parts_total = ?3, updated_at = ?4 WHERE id = ?1",
         params![id, parts_done, parts_total, now_ms()],
@@ -403,16 +437,24 @@ pub fn finish_attempt(
 
 /// Queues a copy of a failed message for its profile's fallback and links
 /// the two. Returns the new message's id.
-pub fn queue_fallback(connection: &mut Connection, original: &Message, fallback: &str) -> Result<String> {
+pub fn queue_fallback(
+    connection: &mut Connection,
+    original: &Message,
+    fallback: &str,
+) -> Result<String> {
     let now = now_ms();
     let id = new_id();
-    let transaction = connection.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+    let transaction =
+        connection.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
     transaction.execute(
         "INSERT INTO messages (id, profile, title, text, format, source, status, created_at, updated_at, next_attempt_at, fallback_of)
          VALUES (?1, ?2, ?3, ?4, ?5, 'fallback', 'queued', ?6, ?6, ?6, ?7)",
         params![id, fallback, original.title, original.text, original.format, now, original.id],
     )?;
-    transaction.execute("UPDATE messages SET fallback_id = ?2 WHERE id = ?1", params![original.id, id])?;
+    transaction.execute(
+        "UPDATE messages SET fallback_id = ?2 WHERE id = ?1",
+        params![original.id, id],
+    )?;
     transaction.commit()?;
     Ok(id)
 }
@@ -428,13 +470,17 @@ pub fn requeue(connection: &Connection, id: &str) -> Result<bool> {
 }
 
 pub fn record_send(connection: &Connection, rate_key: &str, at: i64) -> Result<()> {
-    connection.execute("INSERT INTO sends (rate_key, at) VALUES (?1, ?2)", params![rate_key, at])?;
+    connection.execute(
+        "INSERT INTO sends (rate_key, at) VALUES (?1, ?2)",
+        params![rate_key, at],
+    )?;
     Ok(())
 }
 
 /// Send times for a rate key since `since`, oldest first.
 pub fn sends_since(connection: &Connection, rate_key: &str, since: i64) -> Result<Vec<i64>> {
-    let mut statement = connection.prepare_cached("SELECT at FROM sends WHERE rate_key = ?1 AND at > ?2 ORDER BY at")?;
+    let mut statement = connection
+        .prepare_cached("SELECT at FROM sends WHERE rate_key = ?1 AND at > ?2 ORDER BY at")?;
     let rows = statement.query_map(params![rate_key, since], |row| row.get(0))?;
     Ok(rows.collect::<rusqlite::Result<Vec<i64>>>()?)
 }
@@ -480,4 +526,24 @@ pub fn record_error(connection: &Connection, profile: &str, failure: &Failure) -
         params![profile, serde_json::to_string(failure)?, now_ms()],
     )?;
     Ok(())
+}
+
+/// Claims one message by id for `owner`, whatever its due time, unless it
+/// is final or leased to another owner.
+pub fn claim_id(
+    connection: &Connection,
+    id: &str,
+    owner: &str,
+    lease_until: i64,
+) -> Result<Option<Message>> {
+    let now = now_ms();
+    let changed = connection.execute(
+        "UPDATE messages SET status = 'sending', lease_owner = ?2, lease_until = ?3, updated_at = ?4
+         WHERE id = ?1 AND (status = 'queued' OR (status = 'sending' AND (lease_until < ?4 OR lease_owner = ?2)))",
+        params![id, owner, lease_until, now],
+    )?;
+    if changed == 0 {
+        return Ok(None);
+    }
+    get(connection, id)
 }

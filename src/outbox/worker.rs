@@ -53,8 +53,18 @@ pub struct Deliverer {
 }
 
 impl Deliverer {
-    pub fn new(outbox: Outbox, profiles: ProfileStore, channels: Channels, shutdown: watch::Receiver<bool>) -> Deliverer {
-        Deliverer { outbox, profiles, channels, shutdown }
+    pub fn new(
+        outbox: Outbox,
+        profiles: ProfileStore,
+        channels: Channels,
+        shutdown: watch::Receiver<bool>,
+    ) -> Deliverer {
+        Deliverer {
+            outbox,
+            profiles,
+            channels,
+            shutdown,
+        }
     }
 
     fn stopping(&self) -> bool {
@@ -64,7 +74,12 @@ impl Deliverer {
     /// Delivers one message, or several merged into one content, all of the
     /// same profile. `give_up_now` makes a transient failure final, for
     /// callers that cannot retry later.
-    pub async fn attempt(&self, profile: &Profile, batch: Vec<Message>, give_up_now: bool) -> Attempted {
+    pub async fn attempt(
+        &self,
+        profile: &Profile,
+        batch: Vec<Message>,
+        give_up_now: bool,
+    ) -> Attempted {
         let ids: Vec<String> = batch.iter().map(|m| m.id.clone()).collect();
         for message in &batch {
             self.publish(message, Status::Sending);
@@ -76,9 +91,14 @@ impl Deliverer {
                 // The message waits in the outbox until the secret can be
                 // read again; it is never failed or delivered without it.
                 let next = now_ms() + SECRET_RETRY_MS;
-                self.finish(&batch, Status::Queued, Some(&failure), next, None).await;
+                self.finish(&batch, Status::Queued, Some(&failure), next, None)
+                    .await;
                 self.record_error(profile, &failure).await;
-                return Attempted { status: Status::Queued, failure: Some(failure), fallback_ids: vec![] };
+                return Attempted {
+                    status: Status::Queued,
+                    failure: Some(failure),
+                    fallback_ids: vec![],
+                };
             }
         };
 
@@ -95,7 +115,11 @@ impl Deliverer {
 
         let markdown = batch[0].markdown();
         let (title, parts) = render_batch(profile, &batch);
-        let first_part = if batch.len() == 1 { batch[0].parts_done as usize } else { 0 };
+        let first_part = if batch.len() == 1 {
+            batch[0].parts_done as usize
+        } else {
+            0
+        };
         let limits = rate::limits_for(profile, &secret);
         let merged_with = (batch.len() > 1).then(|| ids.join(","));
 
@@ -106,19 +130,33 @@ impl Deliverer {
             if let Some((key, windows)) = &limits {
                 if !self.wait_for_rate(key, windows, &ids).await {
                     // Shutting down: keep the progress, give the rest back.
-                    let _ = self.outbox.run({
-                        let ids = ids.clone();
-                        move |c| store::release(c, &ids)
-                    }).await;
+                    let _ = self
+                        .outbox
+                        .run({
+                            let ids = ids.clone();
+                            move |c| store::release(c, &ids)
+                        })
+                        .await;
                     for message in &batch {
                         self.publish(message, Status::Queued);
                     }
-                    return Attempted { status: Status::Queued, failure: None, fallback_ids: vec![] };
+                    return Attempted {
+                        status: Status::Queued,
+                        failure: None,
+                        fallback_ids: vec![],
+                    };
                 }
             }
-            let part = Part { title: title.as_deref(), content, markdown };
+            let part = Part {
+                title: title.as_deref(),
+                content,
+                markdown,
+            };
             let outcome = self.channels.send(profile, &secret, part, &context).await;
-            let record: Result<String, Failure> = outcome.as_ref().map(|a| a.answer.clone()).map_err(Clone::clone);
+            let record: Result<String, Failure> = outcome
+                .as_ref()
+                .map(|a| a.answer.clone())
+                .map_err(Clone::clone);
             let (done, total) = ((index + 1) as i64, parts.len() as i64);
             let _ = self
                 .outbox
@@ -158,12 +196,35 @@ impl Deliverer {
 
         match failure {
             None => {
-                self.finish(&batch, Status::Delivered, None, now_ms(), merged_with.as_deref()).await;
+                self.finish(
+                    &batch,
+                    Status::Delivered,
+                    None,
+                    now_ms(),
+                    merged_with.as_deref(),
+                )
+                .await;
                 let name = profile.name.clone();
-                let _ = self.outbox.run(move |c| store::record_success(c, &name, from_ip.as_deref())).await;
-                Attempted { status: Status::Delivered, failure: None, fallback_ids: vec![] }
+                let _ = self
+                    .outbox
+                    .run(move |c| store::record_success(c, &name, from_ip.as_deref()))
+                    .await;
+                Attempted {
+                    status: Status::Delivered,
+                    failure: None,
+                    fallback_ids: vec![],
+                }
             }
-            Some(failure) => self.handle_failure(profile, &batch, failure, give_up_now, merged_with.as_deref()).await,
+            Some(failure) => {
+                self.handle_failure(
+                    profile,
+                    &batch,
+                    failure,
+                    give_up_now,
+                    merged_with.as_deref(),
+                )
+                .await
+            }
         }
     }
 
@@ -185,25 +246,41 @@ impl Deliverer {
         };
         if let Some(next) = retry_at {
             tracing::info!(profile = %profile.name, attempts, retry_in_ms = next - now_ms(), "will retry");
-            self.finish(batch, Status::Queued, Some(&failure), next, merged_with).await;
-            return Attempted { status: Status::Queued, failure: Some(failure), fallback_ids: vec![] };
+            self.finish(batch, Status::Queued, Some(&failure), next, merged_with)
+                .await;
+            return Attempted {
+                status: Status::Queued,
+                failure: Some(failure),
+                fallback_ids: vec![],
+            };
         }
 
-        self.finish(batch, Status::Failed, Some(&failure), now_ms(), merged_with).await;
+        self.finish(batch, Status::Failed, Some(&failure), now_ms(), merged_with)
+            .await;
         let mut fallback_ids = Vec::new();
         if let Some(fallback) = &profile.fallback {
             for message in batch {
                 let message = message.clone();
                 let fallback = fallback.clone();
-                match self.outbox.run(move |c| store::queue_fallback(c, &message, &fallback)).await {
+                match self
+                    .outbox
+                    .run(move |c| store::queue_fallback(c, &message, &fallback))
+                    .await
+                {
                     Ok(id) => fallback_ids.push(id),
-                    Err(error) => tracing::error!(%error, "could not queue the message for the fallback profile"),
+                    Err(error) => {
+                        tracing::error!(%error, "could not queue the message for the fallback profile")
+                    }
                 }
             }
             tracing::info!(profile = %profile.name, fallback = %fallback, count = fallback_ids.len(), "queued for the fallback profile");
             self.outbox.wake();
         }
-        Attempted { status: Status::Failed, failure: Some(failure), fallback_ids }
+        Attempted {
+            status: Status::Failed,
+            failure: Some(failure),
+            fallback_ids,
+        }
     }
 
     async fn load_secret(&self, profile: &Profile) -> Result<String, Failure> {
@@ -218,7 +295,12 @@ impl Deliverer {
 
     /// Waits until one more send fits the rate windows, then records it.
     /// Returns false when the worker is shutting down.
-    async fn wait_for_rate(&self, key: &str, windows: &'static [rate::Window], ids: &[String]) -> bool {
+    async fn wait_for_rate(
+        &self,
+        key: &str,
+        windows: &'static [rate::Window],
+        ids: &[String],
+    ) -> bool {
         let mut shutdown = self.shutdown.clone();
         loop {
             if self.stopping() {
@@ -235,12 +317,18 @@ impl Deliverer {
             let wait = rate::wait_ms(&sends, now, windows);
             if wait == 0 {
                 let key_owned = key.to_owned();
-                let _ = self.outbox.run(move |c| store::record_send(c, &key_owned, now)).await;
+                let _ = self
+                    .outbox
+                    .run(move |c| store::record_send(c, &key_owned, now))
+                    .await;
                 return true;
             }
             tracing::debug!(wait_ms = wait, "waiting for the provider's rate limit");
             let ids = ids.to_vec();
-            let _ = self.outbox.run(move |c| store::extend_lease(c, &ids, now_ms() + wait + LEASE_MS)).await;
+            let _ = self
+                .outbox
+                .run(move |c| store::extend_lease(c, &ids, now_ms() + wait + LEASE_MS))
+                .await;
             tokio::select! {
                 _ = tokio::time::sleep(Duration::from_millis(wait as u64)) => {}
                 _ = shutdown.changed() => {}
@@ -248,7 +336,14 @@ impl Deliverer {
         }
     }
 
-    async fn finish(&self, batch: &[Message], status: Status, failure: Option<&Failure>, next: i64, merged_with: Option<&str>) {
+    async fn finish(
+        &self,
+        batch: &[Message],
+        status: Status,
+        failure: Option<&Failure>,
+        next: i64,
+        merged_with: Option<&str>,
+    ) {
         let ids: Vec<String> = batch.iter().map(|m| m.id.clone()).collect();
         let failure = failure.cloned();
         let merged_with = merged_with.map(str::to_owned);
@@ -256,7 +351,14 @@ impl Deliverer {
             .outbox
             .run(move |c| {
                 for id in &ids {
-                    store::finish_attempt(c, id, status, failure.as_ref(), next, merged_with.as_deref())?;
+                    store::finish_attempt(
+                        c,
+                        id,
+                        status,
+                        failure.as_ref(),
+                        next,
+                        merged_with.as_deref(),
+                    )?;
                 }
                 Ok(())
             })
@@ -272,7 +374,10 @@ impl Deliverer {
     async fn record_error(&self, profile: &Profile, failure: &Failure) {
         let name = profile.name.clone();
         let failure = failure.clone();
-        let _ = self.outbox.run(move |c| store::record_error(c, &name, &failure)).await;
+        let _ = self
+            .outbox
+            .run(move |c| store::record_error(c, &name, &failure))
+            .await;
     }
 
     fn publish(&self, message: &Message, status: Status) {
@@ -293,12 +398,19 @@ fn render_batch(profile: &Profile, batch: &[Message]) -> (Option<String>, Vec<St
             return (batch[0].title.clone(), vec![batch[0].text.clone()]);
         }
         let title = format!("{} notices", batch.len());
-        let body = batch.iter().map(|m| email_section(m)).collect::<Vec<_>>().join("\n\n");
+        let body = batch
+            .iter()
+            .map(|m| email_section(m))
+            .collect::<Vec<_>>()
+            .join("\n\n");
         return (Some(title), vec![body]);
     }
     if batch.len() == 1 {
         let message = &batch[0];
-        return (None, render_parts(message.title.as_deref(), &message.text, markdown, max));
+        return (
+            None,
+            render_parts(message.title.as_deref(), &message.text, markdown, max),
+        );
     }
     (None, vec![merge_contents(batch, markdown)])
 }
@@ -322,13 +434,18 @@ fn merge_contents(batch: &[Message], markdown: bool) -> String {
 /// Picks the messages to merge: the first, then following ones of the same
 /// format while the merged content stays within the channel's limit.
 pub fn choose_merge(profile: &Profile, candidates: &[Message]) -> usize {
-    let Some(first) = candidates.first() else { return 0 };
+    let Some(first) = candidates.first() else {
+        return 0;
+    };
     let markdown = first.markdown();
     let max = channel::max_part_bytes(&profile.kind, markdown);
     let mut count = 0;
     for end in 1..=candidates.len() {
         let slice = &candidates[..end];
-        if slice.iter().any(|m| m.markdown() != markdown || m.parts_done > 0) {
+        if slice
+            .iter()
+            .any(|m| m.markdown() != markdown || m.parts_done > 0)
+        {
             break;
         }
         if channel::title_in_content(&profile.kind) && merge_contents(slice, markdown).len() > max {
@@ -347,7 +464,9 @@ fn backoff_ms(attempts: i64) -> i64 {
         .with_jitter()
         .without_max_times()
         .build();
-    let delay = delays.nth((attempts - 1).max(0) as usize).unwrap_or(Duration::from_secs(600));
+    let delay = delays
+        .nth((attempts - 1).max(0) as usize)
+        .unwrap_or(Duration::from_secs(600));
     delay.as_millis() as i64
 }
 
@@ -371,9 +490,17 @@ impl Worker {
     /// `drain` for in-flight deliveries. Unfinished messages stay queued.
     pub async fn run(self, drain: Duration) {
         let owner = self.owner.clone();
-        if let Ok(count) = self.deliverer.outbox.run(move |c| Ok(store::reclaim(c, &owner)?)).await {
+        if let Ok(count) = self
+            .deliverer
+            .outbox
+            .run(move |c| Ok(store::reclaim(c, &owner)?))
+            .await
+        {
             if count > 0 {
-                tracing::info!(count, "requeued messages left in flight by the previous run");
+                tracing::info!(
+                    count,
+                    "requeued messages left in flight by the previous run"
+                );
             }
         }
         let wake = self.deliverer.outbox.waker();
@@ -385,13 +512,26 @@ impl Worker {
                 break;
             }
             let now = now_ms();
-            let due = self.deliverer.outbox.run(move |c| Ok(store::due_profiles(c, now)?)).await;
+            let due = self
+                .deliverer
+                .outbox
+                .run(move |c| Ok(store::due_profiles(c, now)?))
+                .await;
             let next_due = match due {
                 Ok((profiles, next)) => {
                     for profile in profiles {
-                        let fresh = self.active.lock().unwrap_or_else(|e| e.into_inner()).insert(profile.clone());
+                        let fresh = self
+                            .active
+                            .lock()
+                            .unwrap_or_else(|e| e.into_inner())
+                            .insert(profile.clone());
                         if fresh {
-                            lanes.spawn(lane(self.deliverer.clone(), self.owner.clone(), profile, self.active.clone()));
+                            lanes.spawn(lane(
+                                self.deliverer.clone(),
+                                self.owner.clone(),
+                                profile,
+                                self.active.clone(),
+                            ));
                         }
                     }
                     next
@@ -404,7 +544,11 @@ impl Worker {
             if now - last_prune > 600_000 {
                 last_prune = now;
                 let before = now - rate::longest_window_ms();
-                let _ = self.deliverer.outbox.run(move |c| store::prune_sends(c, before)).await;
+                let _ = self
+                    .deliverer
+                    .outbox
+                    .run(move |c| store::prune_sends(c, before))
+                    .await;
             }
             while lanes.try_join_next().is_some() {}
             let sleep_ms = next_due.map_or(60_000, |t| (t - now_ms()).clamp(10, 60_000));
@@ -417,18 +561,30 @@ impl Worker {
         }
         if !lanes.is_empty() {
             tracing::info!(lanes = lanes.len(), "finishing in-flight deliveries");
-            if tokio::time::timeout(drain, async { while lanes.join_next().await.is_some() {} }).await.is_err() {
+            if tokio::time::timeout(drain, async { while lanes.join_next().await.is_some() {} })
+                .await
+                .is_err()
+            {
                 tracing::warn!("in-flight deliveries did not finish in time; they stay queued");
                 lanes.abort_all();
                 let owner = self.owner.clone();
-                let _ = self.deliverer.outbox.run(move |c| Ok(store::reclaim(c, &owner)?)).await;
+                let _ = self
+                    .deliverer
+                    .outbox
+                    .run(move |c| Ok(store::reclaim(c, &owner)?))
+                    .await;
             }
         }
     }
 }
 
 /// Delivers a profile's due messages one batch at a time until none is due.
-async fn lane(deliverer: Deliverer, owner: String, name: String, active: Arc<Mutex<HashSet<String>>>) {
+async fn lane(
+    deliverer: Deliverer,
+    owner: String,
+    name: String,
+    active: Arc<Mutex<HashSet<String>>>,
+) {
     loop {
         if deliverer.stopping() {
             break;
@@ -446,7 +602,16 @@ async fn lane(deliverer: Deliverer, owner: String, name: String, active: Arc<Mut
         let claim_name = name.clone();
         let claimed = deliverer
             .outbox
-            .run(move |c| store::claim(c, &claim_name, &claim_owner, now, now + LEASE_MS, MERGE_CANDIDATES))
+            .run(move |c| {
+                store::claim(
+                    c,
+                    &claim_name,
+                    &claim_owner,
+                    now,
+                    now + LEASE_MS,
+                    MERGE_CANDIDATES,
+                )
+            })
             .await;
         let mut claimed = match claimed {
             Ok(claimed) if !claimed.is_empty() => claimed,
@@ -469,20 +634,30 @@ async fn lane(deliverer: Deliverer, owner: String, name: String, active: Arc<Mut
         };
         let rest: Vec<String> = claimed.drain(take..).map(|m| m.id).collect();
         if !rest.is_empty() {
-            let _ = deliverer.outbox.run(move |c| store::release(c, &rest)).await;
+            let _ = deliverer
+                .outbox
+                .run(move |c| store::release(c, &rest))
+                .await;
         }
         if claimed.len() > 1 {
             tracing::info!(profile = %name, count = claimed.len(), "merging queued messages behind the rate limit");
         }
         deliverer.attempt(&profile, claimed, false).await;
     }
-    active.lock().unwrap_or_else(|e| e.into_inner()).remove(&name);
+    active
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .remove(&name);
     deliverer.outbox.wake();
 }
 
 async fn rate_limited_now(deliverer: &Deliverer, profile: &Profile) -> bool {
-    let Ok(secret) = deliverer.load_secret(profile).await else { return false };
-    let Some((key, windows)) = rate::limits_for(profile, &secret) else { return false };
+    let Ok(secret) = deliverer.load_secret(profile).await else {
+        return false;
+    };
+    let Some((key, windows)) = rate::limits_for(profile, &secret) else {
+        return false;
+    };
     let now = now_ms();
     let since = now - rate::longest_window_ms();
     let sends = deliverer
@@ -506,5 +681,7 @@ async fn fail_unknown_profile(deliverer: &Deliverer, name: &str, batch: Vec<Mess
             "请重新创建该配置后再重发这条消息。",
         ),
     );
-    deliverer.finish(&batch, Status::Failed, Some(&failure), now_ms(), None).await;
+    deliverer
+        .finish(&batch, Status::Failed, Some(&failure), now_ms(), None)
+        .await;
 }

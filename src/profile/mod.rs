@@ -91,10 +91,7 @@ impl Kind {
         match self {
             Kind::WecomApp { .. } => Text::new("app secret", "应用 Secret"),
             Kind::WecomBot { .. } => Text::new("webhook key", "Webhook key"),
-            Kind::Email { .. } => Text::new(
-                "password or authorization code",
-                "密码或授权码",
-            ),
+            Kind::Email { .. } => Text::new("password or authorization code", "密码或授权码"),
         }
     }
 }

@@ -33,10 +33,7 @@ impl StoreKind {
     pub fn describe(self, home: &Home) -> String {
         match self {
             StoreKind::Keyring => "the system keyring".to_owned(),
-            StoreKind::File => format!(
-                "{} (readable only by you)",
-                home.secrets().display()
-            ),
+            StoreKind::File => format!("{} (readable only by you)", home.secrets().display()),
         }
     }
 }
@@ -92,7 +89,10 @@ impl SecretStore {
             if read == "probe" {
                 Ok(())
             } else {
-                Err(keyring::Error::Invalid("probe".into(), "read back differs".into()))
+                Err(keyring::Error::Invalid(
+                    "probe".into(),
+                    "read back differs".into(),
+                ))
             }
         })
         .map_err(|e| anyhow!("the system keyring is not usable: {e}"))
@@ -121,13 +121,17 @@ impl SecretStore {
         match kind {
             StoreKind::Keyring => {
                 let user = self.keyring_user(profile);
-                run_with_timeout(move || keyring::Entry::new(KEYRING_SERVICE, &user)?.get_password())
-                    .context("could not read the secret from the system keyring")
+                run_with_timeout(move || {
+                    keyring::Entry::new(KEYRING_SERVICE, &user)?.get_password()
+                })
+                .context("could not read the secret from the system keyring")
             }
-            StoreKind::File => self
-                .read_file()?
-                .remove(profile)
-                .ok_or_else(|| anyhow!("no secret is saved for this profile in {}", self.home.secrets().display())),
+            StoreKind::File => self.read_file()?.remove(profile).ok_or_else(|| {
+                anyhow!(
+                    "no secret is saved for this profile in {}",
+                    self.home.secrets().display()
+                )
+            }),
         }
     }
 
@@ -135,9 +139,11 @@ impl SecretStore {
         match kind {
             StoreKind::Keyring => {
                 let user = self.keyring_user(profile);
-                run_with_timeout(move || match keyring::Entry::new(KEYRING_SERVICE, &user)?.delete_credential() {
-                    Err(keyring::Error::NoEntry) => Ok(()),
-                    other => other,
+                run_with_timeout(move || {
+                    match keyring::Entry::new(KEYRING_SERVICE, &user)?.delete_credential() {
+                        Err(keyring::Error::NoEntry) => Ok(()),
+                        other => other,
+                    }
                 })
                 .context("could not delete the secret from the system keyring")
             }
@@ -198,7 +204,10 @@ mod tests {
         store.save(StoreKind::File, "bot", "key-1").unwrap();
 
         let reopened = SecretStore::new(&Home::open(dir.path()).unwrap()).unwrap();
-        assert_eq!(reopened.load(StoreKind::File, "ops").unwrap(), "s3cret-value");
+        assert_eq!(
+            reopened.load(StoreKind::File, "ops").unwrap(),
+            "s3cret-value"
+        );
         reopened.delete(StoreKind::File, "ops").unwrap();
         assert!(reopened.load(StoreKind::File, "ops").is_err());
         assert_eq!(reopened.load(StoreKind::File, "bot").unwrap(), "key-1");

@@ -91,7 +91,11 @@ impl ProfileStore {
             });
         }
 
-        let existing = file.profiles.iter().find(|p| p.name == profile.name).cloned();
+        let existing = file
+            .profiles
+            .iter()
+            .find(|p| p.name == profile.name)
+            .cloned();
         profile.relay_key = match &existing {
             Some(old) => old.relay_key.clone(),
             None => random_hex(16),
@@ -132,7 +136,11 @@ impl ProfileStore {
         let Some(profile) = file.profiles.iter().find(|p| p.name == name).cloned() else {
             return Ok(false);
         };
-        if let Some(user) = file.profiles.iter().find(|p| p.fallback.as_deref() == Some(name)) {
+        if let Some(user) = file
+            .profiles
+            .iter()
+            .find(|p| p.fallback.as_deref() == Some(name))
+        {
             bail!(
                 "profile '{}' uses '{name}' as its fallback; change or remove that profile first",
                 user.name

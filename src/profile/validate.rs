@@ -72,7 +72,16 @@ pub fn check(profile: &Profile, others: &[Profile]) -> Report {
             from,
             to,
             ..
-        } => check_email(smtp_host, *smtp_port, *tls, username, from, to, &profile.proxy, &mut report),
+        } => check_email(
+            smtp_host,
+            *smtp_port,
+            *tls,
+            username,
+            from,
+            to,
+            &profile.proxy,
+            &mut report,
+        ),
     }
     check_fallback(profile, others, &mut report);
     report
@@ -97,7 +106,9 @@ fn check_api_base(api_base: Option<&str>, report: &mut Report) {
     match url::Url::parse(base) {
         Ok(url) if matches!(url.scheme(), "http" | "https") && url.host().is_some() => {}
         _ => report.error(
-            format!("Invalid API base URL '{base}': use a URL such as https://qyapi.weixin.qq.com."),
+            format!(
+                "Invalid API base URL '{base}': use a URL such as https://qyapi.weixin.qq.com."
+            ),
             format!("API 地址“{base}”无效：请填写类似 https://qyapi.weixin.qq.com 的地址。"),
         ),
     }
@@ -133,7 +144,10 @@ fn check_email(
         );
     }
     if to.is_empty() {
-        report.error("Recipients are missing: give at least one To address.", "缺少收件人：请至少填写一个收件地址。");
+        report.error(
+            "Recipients are missing: give at least one To address.",
+            "缺少收件人：请至少填写一个收件地址。",
+        );
     }
     for address in to {
         if address.parse::<lettre::Address>().is_err() {
@@ -202,7 +216,9 @@ fn mode_zh(mode: TlsMode) -> &'static str {
 }
 
 fn check_fallback(profile: &Profile, others: &[Profile], report: &mut Report) {
-    let Some(first) = &profile.fallback else { return };
+    let Some(first) = &profile.fallback else {
+        return;
+    };
     let mut seen = HashSet::from([profile.name.as_str()]);
     let mut next = Some(first.as_str());
     let mut chain = vec![profile.name.as_str()];
@@ -282,7 +298,11 @@ mod tests {
         let c = bot("c", Some("a"));
         let report = check(&a, &[b, c]);
         assert_eq!(report.errors.len(), 1);
-        assert!(report.errors[0].en.contains("a → b → c → a"), "{}", report.errors[0].en);
+        assert!(
+            report.errors[0].en.contains("a → b → c → a"),
+            "{}",
+            report.errors[0].en
+        );
     }
 
     #[test]
@@ -299,7 +319,13 @@ mod tests {
 
     #[test]
     fn email_from_differing_from_login_warns() {
-        let profile = email(465, TlsMode::Implicit, "me@qq.com", "other@qq.com", &["to@163.com"]);
+        let profile = email(
+            465,
+            TlsMode::Implicit,
+            "me@qq.com",
+            "other@qq.com",
+            &["to@163.com"],
+        );
         let report = check(&profile, &[]);
         assert!(report.is_ok());
         assert_eq!(report.warnings.len(), 1);
@@ -308,7 +334,13 @@ mod tests {
 
     #[test]
     fn email_port_587_with_implicit_tls_warns() {
-        let profile = email(587, TlsMode::Implicit, "me@qq.com", "me@qq.com", &["to@163.com"]);
+        let profile = email(
+            587,
+            TlsMode::Implicit,
+            "me@qq.com",
+            "me@qq.com",
+            &["to@163.com"],
+        );
         let report = check(&profile, &[]);
         assert_eq!(report.warnings.len(), 1);
         assert!(report.warnings[0].en.contains("587 is STARTTLS"));
@@ -316,7 +348,13 @@ mod tests {
 
     #[test]
     fn email_bad_addresses_are_rejected() {
-        let profile = email(465, TlsMode::Implicit, "me@qq.com", "张三 <me@qq.com>", &["not-an-address"]);
+        let profile = email(
+            465,
+            TlsMode::Implicit,
+            "me@qq.com",
+            "张三 <me@qq.com>",
+            &["not-an-address"],
+        );
         let report = check(&profile, &[]);
         assert_eq!(report.errors.len(), 2, "{:?}", report.errors);
     }
