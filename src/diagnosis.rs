@@ -329,12 +329,19 @@ pub fn wecom_unreadable(status: u16, body: &str) -> Failure {
 
 /// Explains a network error on the way to a provider.
 pub fn network(provider: &str, detail: &str, route: &Text) -> Failure {
+    let provider_zh = match provider {
+        "WeCom" => "企业微信",
+        "the WeCom robot" => "企业微信群机器人",
+        "the mail server" => "邮件服务器",
+        "the proxy" => "代理服务器",
+        other => other,
+    };
     Failure::new(
         "network",
         Class::Transient,
         Text::new(
             format!("Could not reach {provider}: {detail} (outbound route: {}).", route.en),
-            format!("无法连接 {provider}：{detail}（出站路线：{}）。", route.zh),
+            format!("无法连接{provider_zh}：{detail}（出站路线：{}）。", route.zh),
         ),
         Text::new(
             "Herald retries with backoff. Check the network connection and the profile's proxy setting.",

@@ -101,7 +101,7 @@ async fn start_fake() -> FakeWecom {
     fake
 }
 
-/// A fresh home with channels whose token cache starts empty.
+/// Creates channels in a fresh home, so the token cache starts empty.
 fn fresh_channels() -> (TempDir, Channels) {
     let dir = tempfile::tempdir().unwrap();
     let home = Home::open(dir.path()).unwrap();
@@ -123,7 +123,7 @@ fn expect_accepted(outcome: Result<Accepted, Failure>) -> Accepted {
 }
 
 /// A home with profiles, the outbox and a deliverer, as the relay runs them.
-struct Herald {
+struct HeraldHome {
     _dir: TempDir,
     profiles: ProfileStore,
     outbox: Outbox,
@@ -131,8 +131,8 @@ struct Herald {
     shutdown: watch::Sender<bool>,
 }
 
-impl Herald {
-    fn open() -> Herald {
+impl HeraldHome {
+    fn open() -> HeraldHome {
         use_file_secrets();
         let dir = tempfile::tempdir().unwrap();
         let home = Home::open(dir.path()).unwrap();
@@ -145,7 +145,7 @@ impl Herald {
             Channels::new(&home),
             stopping,
         );
-        Herald {
+        HeraldHome {
             _dir: dir,
             profiles,
             outbox,
@@ -303,7 +303,7 @@ async fn app_ip_not_trusted_names_both_ips() {
 
 #[tokio::test]
 async fn deliverer_ip_not_trusted_falls_back() {
-    let herald = Herald::open();
+    let herald = HeraldHome::open();
     let fake = start_fake().await;
     let robot = herald.save(profile("robot", robot_kind(&fake)), ROBOT_KEY);
     let app = herald.save(
@@ -316,8 +316,8 @@ async fn deliverer_ip_not_trusted_falls_back() {
 
     // A send from 203.0.113.5: WeCom rejects the token (40014) and reports
     // the caller's IP, Herald refreshes the token, and the retry succeeds.
-    // The retry is held for 500 ms so the IP check can be turned off before
-    // the fake answers it.
+    // The fake holds the retry for 500 ms, so the test turns the IP check off
+    // before the fake handles it.
     fake.set_trusted_ip_check(Some("203.0.113.5"));
     fake.push_fault(
         Route::Message,
@@ -423,7 +423,7 @@ async fn deliverer_ip_not_trusted_falls_back() {
 
 #[tokio::test]
 async fn robot_long_markdown_is_split() {
-    let herald = Herald::open();
+    let herald = HeraldHome::open();
     let fake = start_fake().await;
     let robot = herald.save(profile("robot", robot_kind(&fake)), ROBOT_KEY);
     let text = "- 600519 持仓更新 ok\n".repeat(200);
@@ -451,7 +451,7 @@ async fn robot_long_markdown_is_split() {
         assert!(
             message.content.starts_with(&header),
             "part {index}: {:?}",
-            &message.content[..40]
+            message.content.chars().take(20).collect::<String>()
         );
     }
     let stored = herald.message(&id).await;
@@ -484,7 +484,7 @@ async fn robot_content_rejection_fails() {
 
 #[tokio::test]
 async fn robot_non_json_answer_fails() {
-    let herald = Herald::open();
+    let herald = HeraldHome::open();
     let fake = start_fake().await;
     let robot = herald.save(profile("robot", robot_kind(&fake)), ROBOT_KEY);
     fake.push_fault(Route::Webhook, Fault::NotJson, 2);
@@ -559,7 +559,7 @@ async fn robot_unknown_key_fails() {
 
 #[tokio::test]
 async fn robot_rate_limit_is_classified() {
-    let herald = Herald::open();
+    let herald = HeraldHome::open();
     let fake = start_fake().await;
     let robot = herald.save(profile("robot", robot_kind(&fake)), ROBOT_KEY);
     fake.push_fault(
@@ -645,7 +645,7 @@ fn long_chinese_text() -> String {
 
 #[tokio::test]
 async fn app_chinese_text_split_intact() {
-    let herald = Herald::open();
+    let herald = HeraldHome::open();
     let fake = start_fake().await;
     let app = herald.save(
         profile("app", app_kind(&fake, AGENT_ID, &["zhangsan"])),
@@ -687,7 +687,7 @@ async fn app_chinese_text_split_intact() {
         assert!(
             body.is_some(),
             "part {index} starts with {:?}",
-            &part.content[..12]
+            part.content.chars().take(8).collect::<String>()
         );
         rejoined.push_str(body.unwrap_or_default());
     }
@@ -798,6 +798,24 @@ async fn app_stale_token_refreshed_once() {
     }
 }
 
+/// Sends ten app messages at once and checks that each was accepted.
+async fn send_ten_at_once(channels: &Channels, app: &Profile, round: &str) {
+    let mut sends = tokio::task::JoinSet::new();
+    for index in 0..10 {
+        let channels = channels.clone();
+        let app = app.clone();
+        let content = format!("{round} notice {index}");
+        sends.spawn(async move {
+            channels
+                .send(&app, APP_SECRET, text_part(&content), &context())
+                .await
+        });
+    }
+    for outcome in sends.join_all().await {
+        expect_accepted(outcome);
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn app_concurrent_sends_share_token() {
     use_file_secrets();
@@ -805,30 +823,101 @@ async fn app_concurrent_sends_share_token() {
     let (_dir, channels) = fresh_channels();
     let app = profile("app", app_kind(&fake, AGENT_ID, &["zhangsan"]));
 
-    let mut sends = tokio::task::JoinSet::new();
-    for index in 0..10 {
-        let channels = channels.clone();
-        let app = app.clone();
-        sends.spawn(async move {
-            let content = format!("notice {index}");
-            channels
-                .send(&app, APP_SECRET, text_part(&content), &context())
-                .await
-        });
-    }
-    let outcomes = sends.join_all().await;
-
-    for outcome in outcomes {
-        expect_accepted(outcome);
-    }
+    send_ten_at_once(&channels, &app, "fresh").await;
     assert_eq!(fake.stats().token_calls, 1);
     assert_eq!(channels.tokens().calls(), 1);
     assert_eq!(fake.received().len(), 10);
+
+    // All ten get 40014 with the old token; one of them refreshes it.
+    fake.invalidate_tokens(40014);
+    send_ten_at_once(&channels, &app, "refreshed").await;
+    assert_eq!(fake.stats().token_calls, 2);
+    assert_eq!(channels.tokens().calls(), 2);
+    assert_eq!(fake.received().len(), 20);
+}
+
+#[tokio::test]
+async fn app_token_rejected_twice_fails() {
+    use_file_secrets();
+    let fake = start_fake().await;
+    let errmsg = "invalid access_token";
+    fake.push_fault(Route::Message, Fault::Errcode(40014, errmsg.into()), 2);
+    let (_dir, channels) = fresh_channels();
+    let app = profile("app", app_kind(&fake, AGENT_ID, &["zhangsan"]));
+
+    let failure = expect_failure(
+        channels
+            .send(&app, APP_SECRET, text_part("filled"), &context())
+            .await,
+    );
+
+    assert_eq!(failure.code, "wecom_token_rejected");
+    assert_eq!(failure.class, Class::TokenRejected);
+    assert_eq!(failure.upstream_errcode, Some(40014));
+    let stats = fake.stats();
+    assert_eq!(stats.message_calls, 2);
+    assert_eq!(stats.token_calls, 2);
+    assert!(fake.received().is_empty());
+}
+
+#[tokio::test]
+async fn app_split_resumes_after_failure() {
+    let herald = HeraldHome::open();
+    let fake = start_fake().await;
+    let app = herald.save(
+        profile("app", app_kind(&fake, AGENT_ID, &["zhangsan"])),
+        APP_SECRET,
+    );
+    // The first part goes through; WeCom is busy for the second.
+    fake.push_fault(Route::Message, Fault::Delay(Duration::ZERO), 1);
+    fake.push_fault(Route::Message, Fault::Errcode(-1, "system busy".into()), 1);
+    let text = "持仓更新 600519\n".repeat(300);
+
+    let (id, first) = herald.send(&app, Some("日报"), &text, false).await;
+
+    assert_eq!(first.status, Status::Queued);
+    let queued = herald.message(&id).await;
+    assert_eq!(queued.parts_done, 1);
+    let count = queued.parts_total;
+    assert!(count >= 3, "{count} parts");
+    assert_eq!(fake.received().len(), 1);
+
+    // Claim it before its backoff ends, as a resend would.
+    let late = now_ms() + 3_600_000;
+    let batch = herald
+        .outbox
+        .run(move |c| store::claim(c, "app", "test", late, late + 60_000, 10))
+        .await
+        .unwrap();
+    assert_eq!(batch.len(), 1);
+    let second = herald.deliverer.attempt(&app, batch, false).await;
+
+    assert_eq!(second.status, Status::Delivered, "{:?}", second.failure);
+    let received = fake.received();
+    assert_eq!(received.len() as i64, count);
+    for (index, part) in received.iter().enumerate() {
+        let header = format!("日报 ({}/{count})\n", index + 1);
+        assert!(
+            part.content.starts_with(&header),
+            "part {index}: {:?}",
+            part.content.chars().take(12).collect::<String>()
+        );
+    }
+    let outcomes: Vec<(i64, String)> = herald
+        .attempts(&id)
+        .await
+        .into_iter()
+        .map(|a| (a.part, a.outcome))
+        .collect();
+    assert_eq!(outcomes[0], (1, "accepted".to_owned()));
+    assert_eq!(outcomes[1], (2, "failed".to_owned()));
+    assert_eq!(outcomes[2], (2, "accepted".to_owned()));
+    assert_eq!(outcomes.len() as i64, count + 1);
 }
 
 #[tokio::test]
 async fn app_changed_secret_fetches_token() {
-    let herald = Herald::open();
+    let herald = HeraldHome::open();
     let fake = start_fake().await;
     let app = herald.save(
         profile("app", app_kind(&fake, AGENT_ID, &["zhangsan"])),
@@ -848,6 +937,32 @@ async fn app_changed_secret_fetches_token() {
     let (_, third) = herald.send(&app, None, "three", false).await;
     assert_eq!(third.status, Status::Delivered, "{:?}", third.failure);
     assert_eq!(fake.stats().token_calls, 2);
+}
+
+#[tokio::test]
+async fn app_check_ignores_cached_token() {
+    use_file_secrets();
+    let fake = start_fake().await;
+    let (_dir, channels) = fresh_channels();
+    let app = profile("app", app_kind(&fake, AGENT_ID, &["zhangsan"]));
+    expect_accepted(
+        channels
+            .send(&app, APP_SECRET, text_part("filled"), &context())
+            .await,
+    );
+    assert_eq!(fake.stats().token_calls, 1);
+
+    let accepted = expect_accepted(channels.check(&app, APP_SECRET, &context()).await);
+    assert_eq!(accepted.answer, "access token issued");
+    assert_eq!(fake.stats().token_calls, 2);
+
+    // The admin resets the secret, so the saved one no longer gets a token.
+    fake.add_app(CORP_ID, "app-secret-2", AGENT_ID, &["zhangsan"], &[], &[]);
+    let failure = expect_failure(channels.check(&app, APP_SECRET, &context()).await);
+    assert_eq!(failure.code, "wecom_bad_secret");
+    assert_eq!(failure.class, Class::Permanent);
+    assert_eq!(failure.upstream_errcode, Some(40001));
+    assert_eq!(fake.stats().token_calls, 3);
 }
 
 // Email
@@ -944,7 +1059,9 @@ fn subject(mail: &ReceivedMail) -> String {
         .to_owned()
 }
 
-const MAIL_TITLE: &str = "止损提醒：贵州茅台 600519 触发止损，已按计划平仓全部持仓，请检查账户余额与风控参数设置是否正确";
+/// Long enough for lettre to fold the Subject into several encoded words.
+const MAIL_TITLE: &str =
+    "止损提醒：贵州茅台 600519 触发止损，已按计划平仓全部持仓，请检查账户余额与风控参数";
 const MAIL_BODY: &str = "贵州茅台 600519 触发止损，已平仓 100 股。\n成交价 1,520.00";
 
 async fn assert_chinese_mail_delivered(server_tls: SmtpTls, tls: TlsMode) {
@@ -971,7 +1088,14 @@ async fn assert_chinese_mail_delivered(server_tls: SmtpTls, tls: TlsMode) {
     assert_eq!(received.mail_from, MAIL_USER);
     assert_eq!(received.rcpt_tos, vec!["ops@example.com".to_owned()]);
     assert_eq!(received.auth_user, MAIL_USER);
-    eprintln!("RAW<<{}>>", String::from_utf8_lossy(&received.raw));
+    let (headers, _) = split_mail(&received.raw);
+    assert_eq!(header(&headers, "MIME-Version"), Some("1.0"));
+    let message_id = header(&headers, "Message-ID").unwrap_or_default();
+    assert!(message_id.starts_with('<'), "Message-ID {message_id:?}");
+    assert!(
+        message_id.ends_with("@example.com>"),
+        "Message-ID {message_id:?}"
+    );
     let raw_subject = subject(received);
     assert!(
         raw_subject.to_ascii_lowercase().starts_with("=?utf-8?b?"),
@@ -1011,7 +1135,6 @@ async fn email_implicit_on_starttls_port_fails() {
             .await,
     );
 
-    eprintln!("MSG<<{}>>", failure.render(Lang::En));eprintln!("MSG<<{}>>", failure.render(Lang::Zh));
     assert_eq!(failure.code, "smtp_tls");
     assert_eq!(failure.class, Class::Permanent);
     assert!(
@@ -1133,6 +1256,81 @@ async fn email_rejected_recipient_reported() {
         messages[0].rcpt_tos,
         vec!["ops@example.com".to_owned(), "desk@example.com".to_owned()]
     );
+}
+
+#[tokio::test]
+async fn email_all_recipients_rejected_fails() {
+    use_file_secrets();
+    let options = SmtpOptions {
+        reject_rcpt: vec!["gone@example.com".to_owned(), "left@example.com".to_owned()],
+        ..SmtpOptions::new(SmtpTls::StartTls, MAIL_USER, MAIL_PASSWORD)
+    };
+    let server = SmtpServer::start(options);
+    let to = ["gone@example.com", "left@example.com"];
+    let mail = profile(
+        "mail",
+        email_kind(&server, TlsMode::Starttls, MAIL_USER, &to),
+    );
+    let (_dir, channels) = fresh_channels();
+
+    let failure = expect_failure(
+        channels
+            .send(&mail, MAIL_PASSWORD, text_part("filled"), &context())
+            .await,
+    );
+
+    assert_eq!(failure.code, "smtp_rejected");
+    assert_eq!(failure.class, Class::Permanent);
+    assert_eq!(failure.upstream_errcode, Some(550));
+    assert!(
+        failure.message.en.contains("No recipient was accepted"),
+        "{}",
+        failure.message.en
+    );
+    assert!(
+        failure.message.en.contains("gone@example.com"),
+        "{}",
+        failure.message.en
+    );
+    assert!(
+        failure.message.en.contains("left@example.com"),
+        "{}",
+        failure.message.en
+    );
+    assert!(server.messages().is_empty());
+}
+
+#[tokio::test]
+async fn email_untrusted_certificate_fails() {
+    use_file_secrets();
+    let server = SmtpServer::start(SmtpOptions::new(
+        SmtpTls::StartTls,
+        MAIL_USER,
+        MAIL_PASSWORD,
+    ));
+    let mut kind = email_kind(&server, TlsMode::Starttls, MAIL_USER, &["ops@example.com"]);
+    if let Kind::Email { ca_file, .. } = &mut kind {
+        *ca_file = None;
+    }
+    let mail = profile("mail", kind);
+    let (_dir, channels) = fresh_channels();
+
+    let failure = expect_failure(
+        channels
+            .send(&mail, MAIL_PASSWORD, text_part("filled"), &context())
+            .await,
+    );
+
+    assert_eq!(failure.code, "smtp_tls");
+    assert_eq!(failure.class, Class::Permanent);
+    let upstream = failure.upstream_message.unwrap_or_default();
+    assert!(upstream.contains("certificate"), "{upstream}");
+    assert!(
+        failure.hint.en.contains("certificate"),
+        "{}",
+        failure.hint.en
+    );
+    assert!(server.messages().is_empty());
 }
 
 #[tokio::test]

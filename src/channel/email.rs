@@ -12,7 +12,7 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
-use lettre::message::header::ContentType;
+use lettre::message::header::{self, ContentType};
 use lettre::message::Mailbox;
 use lettre::transport::smtp::authentication::{Credentials, Mechanism};
 use lettre::transport::smtp::client::{AsyncSmtpConnection, AsyncTokioStream};
@@ -132,9 +132,15 @@ fn build_message(settings: &Settings<'_>, part: Part<'_>) -> Result<Vec<u8>, Fai
         Some(title) => title.to_owned(),
         None => default_subject(part.content),
     };
+    // lettre 0.11's `body` adds neither MIME-Version, which RFC 2045
+    // requires of a MIME message, nor Message-ID, without which Gmail rejects
+    // mail ("550 5.7.1 Messages missing a valid Message-ID header").
+    let message_id = format!("<{}@{}>", uuid::Uuid::now_v7().simple(), from.domain());
     let mut builder = lettre::Message::builder()
         .from(Mailbox::new(None, from))
         .subject(subject)
+        .message_id(Some(message_id))
+        .header(header::MIME_VERSION_1_0)
         .header(ContentType::TEXT_PLAIN);
     for to in settings.to {
         let address: Address = to.parse().map_err(|_| invalid("To", to))?;

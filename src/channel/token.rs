@@ -93,13 +93,22 @@ impl TokenCache {
         Ok(Fetched { value: token.value })
     }
 
-    /// Drops every cached token of this corp id and secret.
-    pub fn forget(&self, api_base: &str, corp_id: &str, secret: &str) {
+    /// Drops the cached token of this API base, corp id and secret, in
+    /// memory and in the cache file, so the next `get` fetches a new one.
+    pub async fn forget(&self, api_base: &str, corp_id: &str, secret: &str) {
         let key = cache_key(api_base, corp_id, secret);
         self.memory
             .lock()
             .unwrap_or_else(|e| e.into_inner())
             .remove(&key);
+        if self.home.is_none() {
+            return;
+        }
+        let _across_processes = self.lock_file().await;
+        let mut tokens = self.read_file();
+        if tokens.remove(&key).is_some() {
+            self.write_file(&tokens);
+        }
     }
 
     fn usable(&self, key: &str, rejected: Option<&str>) -> Option<String> {
@@ -148,12 +157,19 @@ impl TokenCache {
     }
 
     fn save_to_file(&self, key: &str, token: &Token) {
-        let Some(home) = &self.home else { return };
+        if self.home.is_none() {
+            return;
+        }
         let mut tokens = self.read_file();
         let now = now_ms();
         tokens.retain(|_, t| t.use_until_ms > now);
         tokens.insert(key.to_owned(), token.clone());
-        let written = serde_json::to_vec(&tokens)
+        self.write_file(&tokens);
+    }
+
+    fn write_file(&self, tokens: &HashMap<String, Token>) {
+        let Some(home) = &self.home else { return };
+        let written = serde_json::to_vec(tokens)
             .map_err(anyhow::Error::from)
             .and_then(|bytes| write_private(&home.tokens(), &bytes));
         if let Err(error) = written {

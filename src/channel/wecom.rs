@@ -224,7 +224,7 @@ pub(super) async fn check_app(
         unreachable!("check_app called for a {} profile", profile.kind.name());
     };
     let base = profile.kind.api_base().trim_end_matches('/');
-    tokens.forget(base, corp_id, secret);
+    tokens.forget(base, corp_id, secret).await;
     tokens
         .get(client, base, corp_id, secret, None, context)
         .await?;

@@ -2,6 +2,7 @@
 //! then delivered by [`worker`] with retries, rate limits and merging.
 
 pub mod rate;
+pub mod spool;
 pub mod store;
 pub mod worker;
 

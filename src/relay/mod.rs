@@ -281,6 +281,7 @@ impl Relay {
         let deliverer =
             Deliverer::new(outbox.clone(), profiles.clone(), channels, stopping.clone());
         let worker = tokio::spawn(Worker::new(deliverer, "relay").run(DRAIN));
+        crate::outbox::spool::spawn_importer(&self.home, &outbox, &profiles, stopping.clone());
 
         let state = AppState::new(outbox, profiles, &token, self.port, stopping.clone());
         let app = router(state).layer(tower_http::timeout::TimeoutLayer::with_status_code(

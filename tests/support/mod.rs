@@ -1,1 +1,2 @@
+pub mod herald;
 pub mod smtp;
