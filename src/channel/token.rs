@@ -80,7 +80,7 @@ impl TokenCache {
         }
 
         let _across_processes = self.lock_file().await;
-        if let Some(token) = self.from_file(&key, rejected) {
+        if let Some(token) = self.read_cached(&key, rejected) {
             self.remember(&key, token.clone());
             return Ok(Fetched { value: token.value });
         }
@@ -151,7 +151,7 @@ impl TokenCache {
             .unwrap_or_default()
     }
 
-    fn from_file(&self, key: &str, rejected: Option<&str>) -> Option<Token> {
+    fn read_cached(&self, key: &str, rejected: Option<&str>) -> Option<Token> {
         let token = self.read_file().remove(key)?;
         (token.use_until_ms > now_ms() && Some(token.value.as_str()) != rejected).then_some(token)
     }

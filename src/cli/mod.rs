@@ -40,7 +40,7 @@ enum Command {
     #[command(subcommand)]
     Profile(profile::ProfileCommand),
     /// Deliver one message now; exits 0 only when the provider accepted it.
-    Send(send::SendArgs),
+    Send(Box<send::SendArgs>),
     /// Verify a profile's credentials without sending a message.
     Check {
         /// Profile name.
@@ -129,7 +129,7 @@ async fn run(command: Command, lang: Lang) -> Result<(), Exit> {
     match command {
         Command::Serve { port } => serve(&home, port, lang).await,
         Command::Profile(command) => profile::run(&home, command, lang).await,
-        Command::Send(args) => send::send(&home, args, lang).await,
+        Command::Send(args) => send::send(&home, *args, lang).await,
         Command::Check { name } => send::check(&home, &name, lang).await,
         Command::History(args) => history::run(&home, args, lang).await,
         Command::Token { regenerate } => {

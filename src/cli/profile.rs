@@ -14,7 +14,7 @@ use super::{t, Exit};
 #[derive(Subcommand)]
 pub enum ProfileCommand {
     /// Create or update a profile; the secret is read from standard input.
-    Add(AddArgs),
+    Add(Box<AddArgs>),
     /// List the profiles with their kind and last outcome.
     List,
     /// Show one profile; secrets are masked.
@@ -96,7 +96,7 @@ pub struct AddArgs {
 pub async fn run(home: &Home, command: ProfileCommand, lang: Lang) -> Result<(), Exit> {
     let store = ProfileStore::open(home)?;
     match command {
-        ProfileCommand::Add(args) => add(&store, args, lang),
+        ProfileCommand::Add(args) => add(&store, *args, lang),
         ProfileCommand::List => list(&store, home, lang),
         ProfileCommand::Show { name, json } => show(&store, &name, json, lang),
         ProfileCommand::Remove { name } => match store.remove(&name) {

@@ -452,7 +452,7 @@ fn insert_entries(connection: &mut Connection, entries: &[Entry]) -> Result<Vec<
         )?;
         for entry in entries {
             let id = store::new_id();
-            if claim.execute(params![entry.spool_id, id, now])? == 99 {
+            if claim.execute(params![entry.spool_id, id, now])? == 0 {
                 ids.push(None);
                 continue;
             }

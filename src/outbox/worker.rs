@@ -400,7 +400,7 @@ fn render_batch(profile: &Profile, batch: &[Message]) -> (Option<String>, Vec<St
         let title = format!("{} notices", batch.len());
         let body = batch
             .iter()
-            .map(|m| email_section(m))
+            .map(email_section)
             .collect::<Vec<_>>()
             .join("\n\n");
         return (Some(title), vec![body]);
@@ -493,7 +493,7 @@ impl Worker {
         if let Ok(count) = self
             .deliverer
             .outbox
-            .run(move |c| Ok(store::reclaim(c, &owner)?))
+            .run(move |c| store::reclaim(c, &owner))
             .await
         {
             if count > 0 {
@@ -515,7 +515,7 @@ impl Worker {
             let due = self
                 .deliverer
                 .outbox
-                .run(move |c| Ok(store::due_profiles(c, now)?))
+                .run(move |c| store::due_profiles(c, now))
                 .await;
             let next_due = match due {
                 Ok((profiles, next)) => {
@@ -571,7 +571,7 @@ impl Worker {
                 let _ = self
                     .deliverer
                     .outbox
-                    .run(move |c| Ok(store::reclaim(c, &owner)?))
+                    .run(move |c| store::reclaim(c, &owner))
                     .await;
             }
         }

@@ -139,16 +139,21 @@ pub struct Relay {
     pub port: u16,
     pub token: String,
     pub url: String,
+    pub log_path: PathBuf,
 }
 
 impl Relay {
     pub fn start(home: &Home) -> Relay {
         let port = free_port();
-        let child = home
+        // A log file, not a pipe: nobody reads a pipe while the relay runs,
+        // and a full one would block it.
+        let log_path = home.path().join(format!("serve-{port}.log"));
+        let log = std::fs::File::create(&log_path).expect("relay log file");
+        let mut child = home
             .command()
             .args(["serve", "--port", &port.to_string()])
             .stdout(Stdio::null())
-            .stderr(Stdio::piped())
+            .stderr(log)
             .spawn()
             .expect("herald serve starts");
         let url = format!("http://127.0.0.1:{port}");
@@ -163,6 +168,7 @@ impl Relay {
                 let token = home.ok(&["token"], "").trim().to_owned();
                 return Relay {
                     child,
+                    log_path,
                     port,
                     token,
                     url,
@@ -170,7 +176,10 @@ impl Relay {
             }
             std::thread::sleep(Duration::from_millis(20));
         }
-        panic!("herald serve did not answer /health within 10 s");
+        let _ = child.kill();
+        let _ = child.wait();
+        let log = std::fs::read_to_string(&log_path).unwrap_or_default();
+        panic!("herald serve did not answer /health within 10 s; its log:\n{log}");
     }
 
     /// Kills the relay with SIGKILL, as a crash would.
@@ -182,19 +191,12 @@ impl Relay {
     /// Sends SIGTERM and returns the exit code and stderr.
     #[cfg(unix)]
     pub fn terminate(mut self) -> (Option<i32>, String) {
-        use std::io::Read;
         Command::new("kill")
             .args(["-TERM", &self.child.id().to_string()])
             .status()
             .unwrap();
         let status = self.child.wait().unwrap();
-        let mut stderr = String::new();
-        self.child
-            .stderr
-            .take()
-            .unwrap()
-            .read_to_string(&mut stderr)
-            .unwrap();
+        let stderr = std::fs::read_to_string(&self.log_path).unwrap_or_default();
         (status.code(), stderr)
     }
 }
@@ -316,10 +318,7 @@ pub mod http {
 
     fn dechunk(mut data: &[u8]) -> Vec<u8> {
         let mut out = Vec::new();
-        loop {
-            let Some(end) = data.windows(2).position(|w| w == b"\r\n") else {
-                break;
-            };
+        while let Some(end) = data.windows(2).position(|w| w == b"\r\n") {
             let size = usize::from_str_radix(String::from_utf8_lossy(&data[..end]).trim(), 16)
                 .unwrap_or(0);
             if size == 0 {
