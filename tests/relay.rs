@@ -529,3 +529,58 @@ async fn burst_respects_robot_limit_and_merges() {
     );
     drop(relay);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn transient_failures_are_retried() {
+    let (fake, home, relay) = relay_with_profiles().await;
+    fake.push_fault(Route::Webhook, Fault::Http500, 1);
+    fake.push_fault(Route::Webhook, Fault::NotJson, 1);
+    let response = post(&relay, "/v1/send?wait=true", br#"{"text":"retry me"}"#);
+    assert_eq!(
+        response.status(),
+        200,
+        "{}",
+        String::from_utf8_lossy(&response.body)
+    );
+    assert_eq!(response.json()["status"], "delivered");
+    assert_eq!(response.json()["attempts"], 3);
+    assert_eq!(fake.received().len(), 1);
+    let history = home.history();
+    let log = history[0]["attempt_log"].as_array().unwrap();
+    assert_eq!(log.len(), 3);
+    assert_eq!(log[0]["outcome"], "failed");
+    assert_eq!(log[0]["error"]["upstream_errcode"], 500);
+    assert_eq!(log[1]["outcome"], "failed");
+    assert_eq!(log[2]["outcome"], "accepted");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn unreadable_secret_keeps_message_queued() {
+    let (fake, home, relay) = relay_with_profiles().await;
+    std::fs::write(home.path().join("secrets.json"), "{}").unwrap();
+    let response = post(&relay, "/v1/send", br#"{"text":"waits for its secret"}"#);
+    assert_eq!(response.status(), 202);
+    let id = response.json()["id"].as_str().unwrap().to_owned();
+
+    let named = wait_until(
+        || {
+            home.history()
+                .iter()
+                .any(|m| m["id"] == id.as_str() && m["error"]["code"] == "secret_unavailable")
+        },
+        Duration::from_secs(10),
+    )
+    .await;
+    assert!(named, "{:#?}", home.history());
+    let record = home
+        .history()
+        .into_iter()
+        .find(|m| m["id"] == id.as_str())
+        .unwrap();
+    assert_eq!(record["status"], "queued");
+    assert!(record["error"]["message"]
+        .as_str()
+        .unwrap()
+        .contains("'bot'"));
+    assert!(fake.received().is_empty());
+}

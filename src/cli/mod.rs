@@ -156,12 +156,41 @@ async fn serve(home: &Home, port: Option<u16>, lang: Lang) -> Result<(), Exit> {
         relay.url(),
         home.root().display()
     );
+    report_secret_store(home, lang);
     relay.run(herald::relay::shutdown_signal()).await?;
     eprintln!(
         "{}",
         t(lang, "Herald relay stopped.", "Herald 中继已停止。")
     );
     Ok(())
+}
+
+/// Says where new secrets go, in the background: a keyring probe can take
+/// up to a few seconds and must not delay the relay's start.
+fn report_secret_store(home: &Home, lang: Lang) {
+    let home = home.clone();
+    tokio::task::spawn_blocking(move || {
+        let store = match herald::profile::secret::SecretStore::new(&home) {
+            Ok(store) => store,
+            Err(error) => {
+                tracing::warn!(error = %format!("{error:#}"), "could not open the secret store");
+                return;
+            }
+        };
+        let (kind, why) = store.choose();
+        match why {
+            None => eprintln!(
+                "{} {}",
+                t(lang, "New secrets are stored in", "新密钥保存在"),
+                kind.describe(&home)
+            ),
+            Some(why) => eprintln!(
+                "{} {} ({why})",
+                t(lang, "New secrets are stored in", "新密钥保存在"),
+                kind.describe(&home)
+            ),
+        }
+    });
 }
 
 fn init_logging(verbose: u8, serving: bool) {
