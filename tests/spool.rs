@@ -85,7 +85,7 @@ impl SpoolHome {
         spool::import_spool(&self.home, &self.outbox, &self.profiles).unwrap()
     }
 
-    /// Every stored message, oldest first.
+    /// Returns every stored message, oldest first.
     fn messages(&self) -> Vec<Message> {
         let mut messages = self
             .outbox
@@ -114,7 +114,7 @@ impl SpoolHome {
     }
 }
 
-/// A spool line as clients write it, with its newline.
+/// Formats a spool line as clients write it, with its newline.
 fn spool_line(spool_id: &str, text: &str, profile: Option<&str>) -> String {
     let value = json!({
         "spool_id": spool_id,
@@ -521,7 +521,7 @@ fn add_robot_profile(home: &Path, name: &str, api_base: &str) {
     );
 }
 
-/// How many received robot messages contain each of `markers`.
+/// Counts how often each of `markers` occurs in the received robot messages.
 fn delivery_counts(fake: &FakeWecom, markers: &[&str]) -> Vec<usize> {
     let received = fake.received();
     markers

@@ -232,7 +232,7 @@ pub fn import_spool(home: &Home, outbox: &Outbox, profiles: &ProfileStore) -> Re
         match import_file(&dir, path, outbox, &targets) {
             Ok(file_report) => report.add(file_report),
             Err(error) => {
-                tracing::warn!(file = %path.display(), error = %format!("{error:#}"), "could not import a spool file; it stays for the next pass");
+                tracing::warn!(file = %path.display(), error = %format!("{error:#}"), "could not import a spool file, so it stays for the next pass");
                 first_error.get_or_insert(error);
             }
         }
@@ -339,7 +339,7 @@ fn lock_exclusive(file: &File) -> Result<()> {
             }
             Err(fs::TryLockError::WouldBlock) => {
                 anyhow::bail!(
-                    "a writer still held the file after {} s",
+                    "timed out after {} s waiting for a writer to release the file",
                     LOCK_WAIT.as_secs()
                 )
             }
@@ -348,7 +348,7 @@ fn lock_exclusive(file: &File) -> Result<()> {
     }
 }
 
-/// Why a line is not imported.
+/// The reason a line is not imported.
 enum Invalid {
     /// Not JSON, or not a spool entry.
     Malformed(String),
@@ -566,7 +566,7 @@ impl RepeatedFailure {
             }
             tracing::warn!(%error, repeats = self.repeats, "importing the spool still fails");
         } else {
-            tracing::warn!(%error, interval_s = IMPORT_INTERVAL.as_secs(), "importing the spool failed; retrying");
+            tracing::warn!(%error, interval_s = IMPORT_INTERVAL.as_secs(), "importing the spool failed, retrying on every pass");
             self.last = Some(error);
             self.repeats = 0;
         }

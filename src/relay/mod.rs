@@ -272,8 +272,18 @@ impl Relay {
         self,
         shutdown: impl std::future::Future<Output = ()> + Send + 'static,
     ) -> Result<()> {
-        let token = load_or_create_token(&self.home)?;
         let outbox = Outbox::open(&self.home)?;
+        self.run_with(outbox, shutdown).await
+    }
+
+    /// Like [`Relay::run`], with an outbox the caller shares, as the
+    /// desktop app does for its history view.
+    pub async fn run_with(
+        self,
+        outbox: Outbox,
+        shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+    ) -> Result<()> {
+        let token = load_or_create_token(&self.home)?;
         let profiles = ProfileStore::open(&self.home)?;
         let channels = Channels::new(&self.home);
         let (stop, stopping) = watch::channel(false);
