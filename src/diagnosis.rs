@@ -213,8 +213,8 @@ fn wecom_base(errcode: i64, from_ip: Option<&str>, context: &Context) -> Failure
                 format!("企业微信拒绝了消息内容（{code_text}）。"),
             ),
             Text::new(
-                "The provider's answer below names the field; shorten or correct the message and resend it.",
-                "请根据下方服务商原文中提到的字段，缩短或修改消息后重新发送。",
+                "The provider's answer names the field; shorten or correct the message and resend it.",
+                "请根据服务商原文中提到的字段，缩短或修改消息后重新发送。",
             ),
         ),
         40014 | 42001 | 41001 => Failure::new(
@@ -258,8 +258,8 @@ fn wecom_base(errcode: i64, from_ip: Option<&str>, context: &Context) -> Failure
                 format!("企业微信拒绝了这条消息（{code_text}）。"),
             ),
             Text::new(
-                format!("Look up errcode {errcode} in WeCom's error code reference (the link is in the provider's answer below)."),
-                format!("请在企业微信全局错误码说明中查询 {errcode}（链接见下方服务商原文）。"),
+                format!("Look up errcode {errcode} in WeCom's error code reference (the link is in the provider's answer)."),
+                format!("请在企业微信全局错误码说明中查询 {errcode}（链接见服务商原文）。"),
             ),
         ),
     }
@@ -449,8 +449,8 @@ pub fn smtp(stage: SmtpStage, code: Option<u16>, text: &str, port: u16) -> Failu
                 Text::new("Herald retries with backoff.", "Herald 会自动退避重试。")
             } else {
                 Text::new(
-                    "Read the server's answer below; it names the cause.",
-                    "请查看下方服务器原文，其中说明了原因。",
+                    "The server's answer, shown with this message, names the cause.",
+                    "随本消息显示的服务器原文说明了原因。",
                 )
             },
         ),

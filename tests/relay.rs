@@ -584,3 +584,71 @@ async fn unreadable_secret_keeps_message_queued() {
         .contains("'bot'"));
     assert!(fake.received().is_empty());
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn robot_wait_never_reports_queued_as_ok() {
+    let (fake, home, relay) = relay_with_profiles().await;
+    fake.push_fault(Route::Webhook, Fault::Http500, 1_000);
+    let key = home.relay_key("bot");
+    let started = Instant::now();
+    let response = Client
+        .post(format!(
+            "{}/cgi-bin/webhook/send?key={key}&wait=true",
+            relay.url
+        ))
+        .body(r#"{"msgtype":"text","text":{"content":"not yet"}}"#)
+        .send()
+        .unwrap();
+    assert!(
+        started.elapsed() >= Duration::from_secs(29),
+        "answered after {:?}",
+        started.elapsed()
+    );
+    let body = response.json();
+    assert_eq!(body["errcode"], 1, "{body}");
+    assert!(body["errmsg"]
+        .as_str()
+        .unwrap()
+        .contains("not delivered yet"));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn overlong_text_is_rejected_up_front() {
+    let (_fake, home, relay) = relay_with_profiles().await;
+    // 11 robot text parts of at most 2,048 bytes each.
+    let text = "行情更新\n".repeat(1_600);
+    let response = post(&relay, "/v1/send/bot", text.as_bytes());
+    assert_eq!(response.status(), 413);
+    assert_eq!(error_code(&response), "message_too_long");
+    assert!(response.json()["error"]["hint"]
+        .as_str()
+        .unwrap()
+        .contains("email"));
+    assert!(home.history().is_empty());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn unknown_routes_answer_json() {
+    let (_fake, _home, relay) = relay_with_profiles().await;
+    let missing = Client
+        .get(format!("{}/nothing/here", relay.url))
+        .send()
+        .unwrap();
+    assert_eq!(missing.status(), 404);
+    assert_eq!(error_code(&missing), "not_found");
+    let wrong = Client.get(format!("{}/v1/send", relay.url)).send().unwrap();
+    assert_eq!(wrong.status(), 405);
+    assert_eq!(error_code(&wrong), "method_not_allowed");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bearer_scheme_is_case_insensitive() {
+    let (_fake, _home, relay) = relay_with_profiles().await;
+    let response = Client
+        .post(format!("{}/v1/send", relay.url))
+        .header("Authorization", &format!("bearer {}", relay.token))
+        .body(r#"{"text":"lowercase scheme"}"#)
+        .send()
+        .unwrap();
+    assert_eq!(response.status(), 202);
+}

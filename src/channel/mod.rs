@@ -65,6 +65,19 @@ pub fn max_part_bytes(kind: &Kind, markdown: bool) -> usize {
     }
 }
 
+/// The most parts one message may be split into. More would hold the
+/// profile's queue behind the provider's rate limit for minutes (a robot
+/// takes 20 messages a minute), delaying every later notice.
+pub const MAX_PARTS: usize = 10;
+
+/// The number of parts `text` needs on this channel.
+pub fn parts_needed(kind: &Kind, title: Option<&str>, text: &str, markdown: bool) -> usize {
+    if !title_in_content(kind) {
+        return 1;
+    }
+    crate::split::render_parts(title, text, markdown, max_part_bytes(kind, markdown)).len()
+}
+
 /// Whether the title travels inside the content (WeCom) or separately as
 /// the email subject.
 pub fn title_in_content(kind: &Kind) -> bool {

@@ -23,6 +23,13 @@ pub struct HistoryArgs {
 }
 
 pub async fn run(home: &Home, args: HistoryArgs, lang: Lang) -> Result<(), Exit> {
+    if let Some(name) = &args.profile {
+        let profiles = herald::profile::ProfileStore::open(home)?;
+        let known = profiles.get(name)?.is_some();
+        if !known {
+            return Err(super::profile::not_found(name, lang));
+        }
+    }
     let connection = store::open(&home.database())?;
     let messages = store::history(&connection, args.profile.as_deref(), args.limit)?;
     if args.json {

@@ -100,7 +100,11 @@ pub fn main() -> i32 {
             return if error.use_stderr() { USAGE } else { 0 };
         }
     };
-    init_logging(cli.verbose, matches!(cli.command, Command::Serve { .. }));
+    let serving = matches!(cli.command, Command::Serve { .. });
+    if !serving {
+        restore_sigpipe();
+    }
+    init_logging(cli.verbose, serving);
     let lang = Lang::detect();
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
@@ -182,15 +186,27 @@ fn report_secret_store(home: &Home, lang: Lang) {
             None => eprintln!(
                 "{} {}",
                 t(lang, "New secrets are stored in", "新密钥保存在"),
-                kind.describe(&home)
+                kind.describe(&home, lang)
             ),
             Some(why) => eprintln!(
                 "{} {} ({why})",
                 t(lang, "New secrets are stored in", "新密钥保存在"),
-                kind.describe(&home)
+                kind.describe(&home, lang)
             ),
         }
     });
+}
+
+/// Lets `herald history | head` end quietly: Rust ignores SIGPIPE, so
+/// printing to a closed pipe would panic. The relay keeps ignoring it, so a
+/// closed log pipe never kills it.
+fn restore_sigpipe() {
+    #[cfg(unix)]
+    // SAFETY: called once at start, before any thread is spawned; setting
+    // a signal disposition to its default has no other effect.
+    unsafe {
+        libc::signal(libc::SIGPIPE, libc::SIG_DFL);
+    }
 }
 
 fn init_logging(verbose: u8, serving: bool) {

@@ -255,7 +255,7 @@ fn add(store: &ProfileStore, args: AddArgs, lang: Lang) -> Result<(), Exit> {
         eprintln!(
             "{} {} {}",
             t(lang, "warning: the secret is stored in", "警告：密钥保存在"),
-            saved.profile.secret_store.describe(store.home()),
+            saved.profile.secret_store.describe(store.home(), lang),
             match lang {
                 Lang::En => format!("because {why}."),
                 Lang::Zh => format!("，因为系统钥匙串不可用：{why}。"),
@@ -275,7 +275,7 @@ fn add(store: &ProfileStore, args: AddArgs, lang: Lang) -> Result<(), Exit> {
     println!(
         "{} {}",
         t(lang, "Secret stored in", "密钥保存在"),
-        saved.profile.secret_store.describe(store.home())
+        saved.profile.secret_store.describe(store.home(), lang)
     );
     Ok(())
 }

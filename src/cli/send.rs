@@ -62,11 +62,29 @@ pub async fn send(home: &Home, args: SendArgs, lang: Lang) -> Result<(), Exit> {
         )));
     }
 
+    let title = args.title.filter(|t| !t.trim().is_empty());
+    let parts =
+        herald::channel::parts_needed(&profile.kind, title.as_deref(), &text, args.markdown);
+    if parts > herald::channel::MAX_PARTS {
+        return Err(Exit::usage(match lang {
+            Lang::En => format!(
+                "herald: the text needs {parts} messages on profile '{}', more than the {} Herald sends for one notice; shorten it or use an email profile",
+                profile.name,
+                herald::channel::MAX_PARTS
+            ),
+            Lang::Zh => format!(
+                "herald：这段内容在配置“{}”上需要拆成 {parts} 条消息，超过单条通知最多 {} 条的限制；请缩短内容或改用邮件配置",
+                profile.name,
+                herald::channel::MAX_PARTS
+            ),
+        }));
+    }
+
     let outbox = Outbox::open(home)?;
     let owner = format!("cli:{}", std::process::id());
     let message = NewMessage {
         profile: profile.name.clone(),
-        title: args.title.filter(|t| !t.trim().is_empty()),
+        title,
         text,
         markdown: args.markdown,
         source: "cli",
@@ -186,7 +204,7 @@ pub async fn check(home: &Home, name: &str, lang: Lang) -> Result<(), Exit> {
     println!(
         "{} {}",
         t(lang, "Secret store:", "密钥存储："),
-        profile.secret_store.describe(home)
+        profile.secret_store.describe(home, lang)
     );
     let secret = profiles.secret(&profile).map_err(|e| {
         Exit::failed(herald::diagnosis::secret_unavailable(name, &format!("{e:#}")).render(lang))

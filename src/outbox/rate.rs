@@ -71,20 +71,26 @@ fn channel_fingerprint(secret: &str) -> u64 {
     channel::fingerprint(secret)
 }
 
+/// Extra time added to every window. Herald records a send when it starts
+/// the request and WeCom counts it when the request arrives, a little later,
+/// so a window measured without slack lets one send too many through.
+pub const MARGIN_MS: i64 = 1_000;
+
 /// How long to wait, in ms, before one more send keeps every window within
 /// its limit. `sends` holds the recorded send times, oldest first.
 pub fn wait_ms(sends: &[i64], now: i64, windows: &[Window]) -> i64 {
     windows
         .iter()
         .map(|window| {
-            let start = now - window.window_ms;
+            let span = window.window_ms + MARGIN_MS;
+            let start = now - span;
             let inside: Vec<i64> = sends.iter().copied().filter(|&at| at > start).collect();
             if inside.len() < window.max {
                 return 0;
             }
             // The oldest send that must leave the window first.
             let leaving = inside[inside.len() - window.max];
-            leaving + window.window_ms - now + 1
+            leaving + span - now + 1
         })
         .max()
         .unwrap_or(0)
@@ -110,8 +116,9 @@ mod tests {
         let sends: Vec<i64> = (0..19).map(|i| 1_000 + i * 10).collect();
         assert_eq!(wait_ms(&sends, 2_000, &ROBOT), 0);
         let sends: Vec<i64> = (0..20).map(|i| 1_000 + i * 10).collect();
-        // The first send, at 1,000, leaves the window after 61,000.
-        assert_eq!(wait_ms(&sends, 2_000, &ROBOT), 59_001);
+        // The first send, at 1,000, leaves the window (with its margin)
+        // after 62,000.
+        assert_eq!(wait_ms(&sends, 2_000, &ROBOT), 60_001);
     }
 
     #[test]
@@ -142,6 +149,6 @@ mod tests {
         let sends: Vec<i64> = (0..1000).map(|i| i * 3_000).collect();
         let now = 3_000_000;
         let wait = wait_ms(&sends, now, &APP_MEMBER);
-        assert_eq!(wait, 3_600_001 - now);
+        assert_eq!(wait, 3_601_001 - now);
     }
 }

@@ -16,6 +16,7 @@ use anyhow::{anyhow, bail, Context as _, Result};
 use serde::{Deserialize, Serialize};
 
 use crate::home::{write_private, Home};
+use crate::i18n::Lang;
 
 const KEYRING_SERVICE: &str = "herald";
 const PROBE_TIMEOUT: Duration = Duration::from_secs(3);
@@ -30,10 +31,13 @@ pub enum StoreKind {
 }
 
 impl StoreKind {
-    pub fn describe(self, home: &Home) -> String {
-        match self {
-            StoreKind::Keyring => "the system keyring".to_owned(),
-            StoreKind::File => format!("{} (readable only by you)", home.secrets().display()),
+    pub fn describe(self, home: &Home, lang: Lang) -> String {
+        let path = home.secrets().display().to_string();
+        match (self, lang) {
+            (StoreKind::Keyring, Lang::En) => "the system keyring".to_owned(),
+            (StoreKind::Keyring, Lang::Zh) => "系统钥匙串".to_owned(),
+            (StoreKind::File, Lang::En) => format!("{path} (readable only by you)"),
+            (StoreKind::File, Lang::Zh) => format!("{path}（仅你本人可读）"),
         }
     }
 }

@@ -28,11 +28,19 @@ pub async fn loopback_only(
         )
         .into_response();
     }
-    let host = request
+    let Some(host) = request
         .headers()
         .get(header::HOST)
         .and_then(|h| h.to_str().ok())
-        .unwrap_or("");
+    else {
+        return ApiError::new(
+            StatusCode::FORBIDDEN,
+            "missing_host",
+            "The Host header is missing.",
+            format!("Send HTTP/1.1 with `Host: 127.0.0.1:{}`.", state.port),
+        )
+        .into_response();
+    };
     if !host_allowed(host, state.port) {
         return ApiError::new(
             StatusCode::FORBIDDEN,
@@ -61,14 +69,18 @@ pub async fn bearer(State(state): State<AppState>, request: Request, next: Next)
         .headers()
         .get(header::AUTHORIZATION)
         .and_then(|h| h.to_str().ok())
-        .and_then(|h| h.strip_prefix("Bearer "))
+        .and_then(|h| {
+            // The scheme name is case-insensitive (RFC 7235).
+            let (scheme, token) = h.split_once(' ')?;
+            scheme.eq_ignore_ascii_case("bearer").then_some(token)
+        })
         .map(str::trim);
     match presented {
         Some(token) if constant_time_eq(token.as_bytes(), state.token.as_bytes()) => {
             next.run(request).await
         }
         Some(_) => unauthorized("The access token is wrong."),
-        None => unauthorized("The Authorization header with the access token is missing."),
+        None => unauthorized("The Authorization header with a Bearer access token is missing."),
     }
 }
 

@@ -17,6 +17,24 @@ use super::{AppState, BODY_LIMIT, WAIT_CAP};
 use crate::outbox::{Message, NewMessage, Status};
 use crate::profile::Profile;
 
+pub async fn no_route(uri: axum::http::Uri) -> ApiError {
+    ApiError::new(
+        StatusCode::NOT_FOUND,
+        "not_found",
+        format!("There is no endpoint at {}.", uri.path()),
+        "Use POST /v1/send, POST /v1/send/{profile}, GET /v1/messages/{id}, POST /cgi-bin/webhook/send?key=KEY or GET /health.",
+    )
+}
+
+pub async fn wrong_method(method: axum::http::Method, uri: axum::http::Uri) -> ApiError {
+    ApiError::new(
+        StatusCode::METHOD_NOT_ALLOWED,
+        "method_not_allowed",
+        format!("{method} is not allowed on {}.", uri.path()),
+        "Send messages with POST; read /health and /v1/messages/{id} with GET.",
+    )
+}
+
 pub async fn health() -> Json<Value> {
     Json(json!({ "status": "ok", "version": env!("CARGO_PKG_VERSION") }))
 }
@@ -181,9 +199,24 @@ fn new_message(
             "Send the notice's text.",
         ));
     }
+    let title = title.filter(|t| !t.trim().is_empty());
+    let parts = crate::channel::parts_needed(&profile.kind, title.as_deref(), &text, markdown);
+    if parts > crate::channel::MAX_PARTS {
+        return Err(ApiError::new(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "message_too_long",
+            format!(
+                "The text needs {parts} messages on profile '{}' ({}), more than the {} Herald sends for one notice.",
+                profile.name,
+                profile.kind.name(),
+                crate::channel::MAX_PARTS
+            ),
+            "Shorten the notice, or send long reports through an email profile, which takes them in one message.",
+        ));
+    }
     Ok(NewMessage {
         profile: profile.name.clone(),
-        title: title.filter(|t| !t.trim().is_empty()),
+        title,
         text,
         markdown,
         source,
@@ -295,6 +328,10 @@ pub async fn get_message(
     }
 }
 
+/// The robot endpoint's errcode for `?wait=true` when the message is stored
+/// but not delivered within the wait cap. WeCom itself does not use it.
+pub const QUEUED_ERRCODE: i64 = 1;
+
 /// `POST /cgi-bin/webhook/send?key=RELAY_KEY`: the WeCom group robot API,
 /// so existing robot scripts only change the URL. Answers are WeCom-shaped.
 pub async fn robot_compat(
@@ -354,14 +391,14 @@ pub async fn robot_compat(
     if content.trim().is_empty() {
         return wecom_error(StatusCode::OK, 44004, "empty content".into());
     }
-    let message = NewMessage {
-        profile: profile.name.clone(),
-        title: None,
-        text: content.to_owned(),
-        markdown,
-        source: "robot-api",
+    let message = match new_message(&profile, None, content.to_owned(), markdown, "robot-api") {
+        Ok(message) => message,
+        Err(error) => return wecom_error(StatusCode::OK, 45002, error.message),
     };
-    let wait = matches!(query.get("wait").map(String::as_str), Some("true" | "1"));
+    let wait = matches!(
+        query.get("wait").map(String::as_str),
+        Some("true" | "1" | "yes")
+    );
     let mut updates = wait.then(|| state.outbox.subscribe());
     let id = match state.outbox.enqueue(message).await {
         Ok(id) => id,
@@ -371,19 +408,30 @@ pub async fn robot_compat(
         }
     };
     if let Some(updates) = updates.as_mut() {
-        if let Ok(message) = wait_final(&state, &id, updates).await {
-            if message.status == Status::Failed {
-                let (errcode, errmsg) = message
-                    .error
-                    .map(|f| (f.upstream_errcode.unwrap_or(-1), f.message.en))
-                    .unwrap_or((-1, "delivery failed".into()));
-                return (
-                    StatusCode::OK,
-                    Json(json!({ "errcode": errcode, "errmsg": errmsg, "herald_id": id })),
-                )
-                    .into_response();
-            }
-        }
+        // With wait, errcode 0 means delivered and nothing less.
+        let message = match wait_final(&state, &id, updates).await {
+            Ok(message) => message,
+            Err(error) => return wecom_error(error.status, -1, error.message),
+        };
+        let (errcode, errmsg) = match message.status {
+            Status::Delivered => (0, "ok".to_owned()),
+            Status::Failed => message
+                .error
+                .map(|f| (f.upstream_errcode.unwrap_or(-1), f.message.en))
+                .unwrap_or((-1, "delivery failed".into())),
+            other => (
+                QUEUED_ERRCODE,
+                format!(
+                    "stored but not delivered yet (status {}); Herald keeps trying, and GET /v1/messages/{id} shows the outcome",
+                    other.as_str()
+                ),
+            ),
+        };
+        return (
+            StatusCode::OK,
+            Json(json!({ "errcode": errcode, "errmsg": errmsg, "herald_id": id })),
+        )
+            .into_response();
     }
     (
         StatusCode::OK,

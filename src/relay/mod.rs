@@ -151,6 +151,8 @@ pub fn router(state: AppState) -> Router {
         .route("/health", get(handlers::health))
         .route("/cgi-bin/webhook/send", post(handlers::robot_compat))
         .merge(authed)
+        .fallback(handlers::no_route)
+        .method_not_allowed_fallback(handlers::wrong_method)
         .layer(DefaultBodyLimit::max(BODY_LIMIT))
         .layer(axum::middleware::from_fn_with_state(
             state.clone(),
