@@ -7,7 +7,7 @@
 --   BENCH_PROFILE          profile name in the body (default "bot")
 --   BENCH_EXPECTED_STATUS  status that counts as acknowledged (default 202)
 --
--- The done callback prints one line that starts with "result " and holds
+-- The done callback prints one line that starts with "result " and contains
 -- key=value pairs; latencies are in microseconds.
 
 wrk.method = "POST"

@@ -36,7 +36,7 @@ pub struct TokenCache {
     calls: Arc<std::sync::atomic::AtomicUsize>,
 }
 
-/// A token to use, and the IP WeCom reported if the fetch failed before.
+/// An access token ready to use.
 pub struct Fetched {
     pub value: String,
 }

@@ -129,13 +129,7 @@ pub fn not_found(name: &str, lang: Lang) -> Exit {
 }
 
 fn split_list(value: Option<&str>, separator: char) -> Vec<String> {
-    value
-        .unwrap_or("")
-        .split(separator)
-        .map(str::trim)
-        .filter(|s| !s.is_empty())
-        .map(str::to_owned)
-        .collect()
+    herald::profile::split_list(value.unwrap_or(""), separator)
 }
 
 fn require(value: Option<String>, flag: &str, kind: &str) -> Result<String, Exit> {

@@ -18,6 +18,17 @@ pub use store::ProfileStore;
 
 pub const WECOM_API_BASE: &str = "https://qyapi.weixin.qq.com";
 
+/// Splits a list typed as text (`alice|bob`, `a@x.com, b@y.com`) into its
+/// trimmed, non-empty items.
+pub fn split_list(value: &str, separator: char) -> Vec<String> {
+    value
+        .split(separator)
+        .map(str::trim)
+        .filter(|s| !s.is_empty())
+        .map(str::to_owned)
+        .collect()
+}
+
 /// A named channel with everything but its secret.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Profile {

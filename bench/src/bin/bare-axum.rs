@@ -1,5 +1,5 @@
 //! Baseline server for the relay benchmark: axum 0.8 on a multi-thread tokio
-//! runtime, the same stack as `herald serve`. It answers 200 with an empty
+//! runtime, the same stack as `herald serve`. It returns 200 with an empty
 //! body to `POST /v1/send` after reading the request body, and does nothing
 //! else, so its throughput is the ceiling for one HTTP request on the
 //! machine.

@@ -43,7 +43,7 @@ struct Args {
 }
 
 /// How long a relay may take to exit after SIGTERM. Herald drains
-/// deliveries for up to 10 s; an idle relay exits at once.
+/// deliveries for up to 10 s, and an idle relay exits at once.
 const STOP_TIMEOUT: Duration = Duration::from_secs(15);
 
 struct Measurement {
@@ -163,7 +163,7 @@ fn measure_once(args: &Args) -> Result<Measurement> {
     })
 }
 
-/// The middle value, or the mean of the two middle values.
+/// Computes the median: the middle value, or the mean of the two middle values.
 fn median(mut values: Vec<f64>) -> f64 {
     values.sort_by(f64::total_cmp);
     let middle = values.len() / 2;

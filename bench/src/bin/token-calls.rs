@@ -47,7 +47,7 @@ struct Args {
     /// Total messages to send.
     #[arg(long, default_value_t = 1000)]
     sends: usize,
-    /// Tasks sending at the same time; they share one `Channels`.
+    /// Tasks sending at the same time, all through one `Channels`.
     #[arg(long, default_value_t = 1)]
     concurrency: usize,
     /// Pause of each task after each send, in milliseconds.
