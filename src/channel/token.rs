@@ -15,15 +15,12 @@ use serde::{Deserialize, Serialize};
 use crate::diagnosis::{self, Context, Failure};
 use crate::home::{now_ms, write_private, Home};
 
-/// Refresh this long before expiry, or a tenth of the lifetime when the
-/// lifetime is short.
-const REFRESH_MARGIN_MS: i64 = 300_000;
-
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 struct Token {
     value: String,
-    /// When to stop using the token (ms since the epoch), already moved
-    /// forward by the refresh margin.
+    /// When to stop using the token (ms since the epoch): the moment the
+    /// gettoken request was sent plus `expires_in`, which is never later
+    /// than the expiry WeCom counts from when it issued the token.
     use_until_ms: i64,
 }
 
@@ -189,6 +186,10 @@ impl TokenCache {
             .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         let url = format!("{}/cgi-bin/gettoken", api_base.trim_end_matches('/'));
         tracing::debug!(corp_id, "fetching a WeCom access token");
+        // No refresh ahead of expiry: WeCom may hand back the same token
+        // before it expires, which would cost a call and gain nothing. A
+        // token WeCom drops early is refreshed on 40014 or 42001.
+        let sent_at = now_ms();
         let response = client
             .get(&url)
             .query(&[("corpid", corp_id), ("corpsecret", secret)])
@@ -209,10 +210,9 @@ impl TokenCache {
                 )
             })?;
         let lifetime_ms = answer.expires_in.unwrap_or(7200).max(1) * 1000;
-        let margin = REFRESH_MARGIN_MS.min(lifetime_ms / 10);
         Ok(Token {
             value,
-            use_until_ms: now_ms() + lifetime_ms - margin,
+            use_until_ms: sent_at + lifetime_ms,
         })
     }
 }

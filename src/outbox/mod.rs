@@ -6,6 +6,8 @@ pub mod spool;
 pub mod store;
 pub mod worker;
 
+use std::collections::HashSet;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -42,6 +44,24 @@ pub struct Outbox {
     writer: std::sync::mpsc::SyncSender<WriteRequest>,
     updates: broadcast::Sender<Update>,
     wake: Arc<Notify>,
+    signals: Arc<Signals>,
+}
+
+/// Why the worker was woken: new messages for these profiles, or a change
+/// that needs a look at the whole outbox.
+#[derive(Default)]
+pub(crate) struct Signals {
+    new_for: Mutex<HashSet<String>>,
+    full_scan: AtomicBool,
+}
+
+impl Signals {
+    /// Takes the profiles with new messages, and whether a full scan was
+    /// asked for, since the last call.
+    pub(crate) fn take(&self) -> (HashSet<String>, bool) {
+        let profiles = std::mem::take(&mut *self.new_for.lock().unwrap_or_else(|e| e.into_inner()));
+        (profiles, self.full_scan.swap(false, Ordering::AcqRel))
+    }
 }
 
 impl Outbox {
@@ -57,12 +77,14 @@ impl Outbox {
             writer,
             updates,
             wake,
+            signals: Arc::default(),
         };
         let wake = outbox.wake.clone();
         let updates = outbox.updates.clone();
+        let signals = outbox.signals.clone();
         std::thread::Builder::new()
             .name("herald-outbox-writer".into())
-            .spawn(move || write_loop(writer_connection, requests, wake, updates))?;
+            .spawn(move || write_loop(writer_connection, requests, wake, signals, updates))?;
         Ok(outbox)
     }
 
@@ -116,13 +138,19 @@ impl Outbox {
         let _ = self.updates.send(update);
     }
 
-    /// Wakes the delivery worker, e.g. after a resend.
+    /// Wakes the delivery worker to look at the whole outbox, e.g. after a
+    /// resend or when a lane has run dry.
     pub fn wake(&self) {
+        self.signals.full_scan.store(true, Ordering::Release);
         self.wake.notify_one();
     }
 
     pub(crate) fn waker(&self) -> Arc<Notify> {
         self.wake.clone()
+    }
+
+    pub(crate) fn signals(&self) -> &Signals {
+        &self.signals
     }
 }
 
@@ -137,6 +165,7 @@ fn write_loop(
     mut connection: Connection,
     requests: std::sync::mpsc::Receiver<WriteRequest>,
     wake: Arc<Notify>,
+    signals: Arc<Signals>,
     updates: broadcast::Sender<Update>,
 ) {
     while let Ok(first) = requests.recv() {
@@ -157,6 +186,14 @@ fn write_loop(
         }
         match result {
             Ok(ids) => {
+                {
+                    let mut new_for = signals.new_for.lock().unwrap_or_else(|e| e.into_inner());
+                    for request in &batch {
+                        if !new_for.contains(&request.message.profile) {
+                            new_for.insert(request.message.profile.clone());
+                        }
+                    }
+                }
                 for (request, id) in batch.into_iter().zip(ids) {
                     let _ = updates.send(Update {
                         id: id.clone(),

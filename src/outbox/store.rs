@@ -37,6 +37,7 @@ CREATE TABLE IF NOT EXISTS messages (
 );
 CREATE INDEX IF NOT EXISTS messages_due ON messages(status, next_attempt_at);
 CREATE INDEX IF NOT EXISTS messages_created ON messages(created_at);
+CREATE INDEX IF NOT EXISTS messages_profile_due ON messages(profile, status, next_attempt_at);
 CREATE TABLE IF NOT EXISTS attempts (
     id INTEGER PRIMARY KEY AUTOINCREMENT,
     message_id TEXT NOT NULL,

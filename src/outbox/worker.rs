@@ -507,10 +507,30 @@ impl Worker {
         let mut shutdown = self.deliverer.shutdown.clone();
         let mut lanes = JoinSet::new();
         let mut last_prune = 0;
+        let mut scan = true;
         loop {
             if *shutdown.borrow() {
                 break;
             }
+            if !scan {
+                // New messages for profiles whose lanes are running: those
+                // lanes claim them, so the outbox need not be read.
+                let (new_for, full_scan) = self.deliverer.outbox.signals().take();
+                let covered = {
+                    let active = self.active.lock().unwrap_or_else(|e| e.into_inner());
+                    new_for.iter().all(|p| active.contains(p))
+                };
+                if covered && !full_scan {
+                    tokio::select! {
+                        _ = wake.notified() => {}
+                        _ = tokio::time::sleep(Duration::from_secs(60)) => scan = true,
+                        _ = shutdown.changed() => {}
+                        Some(_) = lanes.join_next(), if !lanes.is_empty() => scan = true,
+                    }
+                    continue;
+                }
+            }
+            scan = false;
             let now = now_ms();
             let due = self
                 .deliverer
@@ -554,9 +574,9 @@ impl Worker {
             let sleep_ms = next_due.map_or(60_000, |t| (t - now_ms()).clamp(10, 60_000));
             tokio::select! {
                 _ = wake.notified() => {}
-                _ = tokio::time::sleep(Duration::from_millis(sleep_ms as u64)) => {}
+                _ = tokio::time::sleep(Duration::from_millis(sleep_ms as u64)) => scan = true,
                 _ = shutdown.changed() => {}
-                Some(_) = lanes.join_next(), if !lanes.is_empty() => {}
+                Some(_) = lanes.join_next(), if !lanes.is_empty() => scan = true,
             }
         }
         if !lanes.is_empty() {
