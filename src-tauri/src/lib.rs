@@ -46,34 +46,11 @@ pub fn apply_autostart<R: Runtime>(app: &AppHandle<R>, enabled: bool) {
     }
 }
 
-pub fn run() {
-    let _ = tracing_subscriber::fmt()
-        .with_env_filter(tracing_subscriber::EnvFilter::new(
-            "warn,herald=info,herald_desktop=info",
-        ))
-        .with_writer(std::io::stderr)
-        .try_init();
-
-    let home = match Home::from_env() {
-        Ok(home) => home,
-        Err(error) => {
-            eprintln!("herald-desktop: {error:#}");
-            std::process::exit(2);
-        }
-    };
-    let desktop = match Desktop::open(home) {
-        Ok(desktop) => desktop,
-        Err(error) => {
-            eprintln!("herald-desktop: {error:#}");
-            std::process::exit(1);
-        }
-    };
-    let start_hidden = std::env::args().any(|a| a == "--hidden");
-
-    let app = tauri::Builder::default()
-        .plugin(tauri_plugin_single_instance::init(|app, _args, _cwd| {
-            windows::open_main(app)
-        }))
+/// Adds the plugins, the managed state and the command handler to
+/// `builder`. `run` and the tests share it. The tray and the windows are
+/// created only in `run`'s setup.
+pub fn register<R: Runtime>(builder: tauri::Builder<R>, desktop: Desktop) -> tauri::Builder<R> {
+    builder
         .plugin(tauri_plugin_store::Builder::default().build())
         .plugin(tauri_plugin_autostart::init(
             MacosLauncher::LaunchAgent,
@@ -102,6 +79,39 @@ pub fn run() {
             commands::get_settings,
             commands::save_settings,
         ])
+}
+
+pub fn run() {
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(tracing_subscriber::EnvFilter::new(
+            "warn,herald=info,herald_desktop=info",
+        ))
+        .with_writer(std::io::stderr)
+        .try_init();
+
+    let home = match Home::from_env() {
+        Ok(home) => home,
+        Err(error) => {
+            eprintln!("herald-desktop: {error:#}");
+            std::process::exit(2);
+        }
+    };
+    let desktop = match Desktop::open(home) {
+        Ok(desktop) => desktop,
+        Err(error) => {
+            eprintln!("herald-desktop: {error:#}");
+            std::process::exit(1);
+        }
+    };
+    let start_hidden = std::env::args().any(|a| a == "--hidden");
+
+    // Plugins run in the order they were added, and the single-instance
+    // plugin must end a second launch before the other plugins start.
+    let builder =
+        tauri::Builder::default().plugin(tauri_plugin_single_instance::init(|app, _args, _cwd| {
+            windows::open_main(app)
+        }));
+    let app = register(builder, desktop)
         .setup(move |app| {
             let handle = app.handle().clone();
             tray::create(&handle)?;
