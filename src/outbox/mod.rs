@@ -176,11 +176,12 @@ fn write_loop(
                 Err(_) => break,
             }
         }
-        let messages: Vec<NewMessage> = batch.iter().map(|r| r.message.clone()).collect();
+        let (messages, replies): (Vec<NewMessage>, Vec<_>) =
+            batch.into_iter().map(|r| (r.message, r.done)).unzip();
         let mut result = store::insert(&mut connection, &messages, None);
         if let Err(error) = &result {
             // One retry covers a lock held past the busy timeout.
-            tracing::warn!(%error, count = batch.len(), "storing messages failed; retrying once");
+            tracing::warn!(%error, count = messages.len(), "storing messages failed; retrying once");
             std::thread::sleep(Duration::from_millis(50));
             result = store::insert(&mut connection, &messages, None);
         }
@@ -188,28 +189,26 @@ fn write_loop(
             Ok(ids) => {
                 {
                     let mut new_for = signals.new_for.lock().unwrap_or_else(|e| e.into_inner());
-                    for request in &batch {
-                        if !new_for.contains(&request.message.profile) {
-                            new_for.insert(request.message.profile.clone());
+                    for message in &messages {
+                        if !new_for.contains(&message.profile) {
+                            new_for.insert(message.profile.clone());
                         }
                     }
                 }
-                for (request, id) in batch.into_iter().zip(ids) {
+                for ((message, done), id) in messages.into_iter().zip(replies).zip(ids) {
                     let _ = updates.send(Update {
                         id: id.clone(),
-                        profile: request.message.profile.clone(),
+                        profile: message.profile,
                         status: Status::Queued,
                     });
-                    let _ = request.done.send(Ok(id));
+                    let _ = done.send(Ok(id));
                 }
                 wake.notify_one();
             }
             Err(error) => {
-                tracing::error!(%error, count = batch.len(), "storing messages failed");
-                for request in batch {
-                    let _ = request
-                        .done
-                        .send(Err(anyhow!("could not store the message: {error}")));
+                tracing::error!(%error, count = replies.len(), "storing messages failed");
+                for done in replies {
+                    let _ = done.send(Err(anyhow!("could not store the message: {error}")));
                 }
             }
         }

@@ -196,6 +196,9 @@ pub fn open(path: &Path) -> Result<Connection> {
     connection.pragma_update(None, "journal_mode", "WAL")?;
     connection.pragma_update(None, "synchronous", "NORMAL")?;
     connection.pragma_update(None, "foreign_keys", "ON")?;
+    // 16 MiB of page cache keeps the indexes of a large outbox in memory.
+    connection.pragma_update(None, "cache_size", -16_000)?;
+    connection.pragma_update(None, "temp_store", "MEMORY")?;
     connection
         .execute_batch(SCHEMA)
         .with_context(|| format!("could not prepare the database {}", path.display()))?;

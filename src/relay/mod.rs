@@ -40,15 +40,27 @@ pub const DRAIN: Duration = Duration::from_secs(10);
 /// Requests other than `?wait=true` ones end after this long.
 const REQUEST_TIMEOUT: Duration = Duration::from_secs(60);
 
-/// Shared state of the handlers.
+/// Shared state of the handlers, cheap to clone: every request clones it
+/// once per layer.
 #[derive(Clone)]
-pub struct AppState {
+pub struct AppState(Arc<SharedState>);
+
+pub struct SharedState {
     pub outbox: Outbox,
     pub profiles: ProfileStore,
     pub token: Arc<str>,
     pub port: u16,
     pub shutdown: watch::Receiver<bool>,
-    cache: Arc<Mutex<ProfileCache>>,
+    profiles_path: std::path::PathBuf,
+    cache: Mutex<ProfileCache>,
+}
+
+impl std::ops::Deref for AppState {
+    type Target = SharedState;
+
+    fn deref(&self) -> &SharedState {
+        &self.0
+    }
 }
 
 /// Profiles as last read, refreshed when the profile file changes, so a
@@ -68,18 +80,20 @@ impl AppState {
         port: u16,
         shutdown: watch::Receiver<bool>,
     ) -> AppState {
-        AppState {
+        let profiles_path = profiles.home().profiles();
+        AppState(Arc::new(SharedState {
             outbox,
             profiles,
             token: Arc::from(token),
             port,
             shutdown,
-            cache: Arc::default(),
-        }
+            profiles_path,
+            cache: Mutex::default(),
+        }))
     }
 
     fn with_profiles<T>(&self, read: impl FnOnce(&ProfileCache) -> T) -> Result<T, ApiError> {
-        let modified = std::fs::metadata(self.profiles.home().profiles())
+        let modified = std::fs::metadata(&self.profiles_path)
             .and_then(|m| m.modified())
             .ok();
         let mut cache = self.cache.lock().unwrap_or_else(|e| e.into_inner());
