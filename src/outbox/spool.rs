@@ -54,7 +54,8 @@ pub const REJECTED_FILE: &str = "rejected.jsonl";
 /// Name prefix of a spool file taken over by the importer; the relay's pid
 /// follows it.
 pub const IMPORTING_PREFIX: &str = "spool.jsonl.importing-";
-/// How often the relay looks for a spool file.
+/// How often the relay looks for a spool file when it cannot watch the
+/// spool folder, and how soon it retries a failed import.
 pub const IMPORT_INTERVAL: Duration = Duration::from_secs(2);
 /// The `source` of imported messages.
 pub const SOURCE: &str = "spool";
@@ -167,25 +168,92 @@ pub fn spawn_importer(
     let outbox = outbox.clone();
     let profiles = profiles.clone();
     tokio::spawn(async move {
-        let mut interval = tokio::time::interval(IMPORT_INTERVAL);
-        interval.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        // Watching the spool folder means no wake-ups while nothing is
+        // spooled. Without a watcher the importer polls instead.
+        let (changed, mut changes) = tokio::sync::mpsc::unbounded_channel::<()>();
+        let watcher = match watch_spool(&spool_dir(&home), changed) {
+            Ok(watcher) => Some(watcher),
+            Err(error) => {
+                tracing::warn!(error = %format!("{error:#}"), interval_s = IMPORT_INTERVAL.as_secs(), "cannot watch the spool folder; polling it instead");
+                None
+            }
+        };
+        let polling = watcher.is_none();
         let mut failures = RepeatedFailure::default();
         loop {
-            tokio::select! {
-                biased;
-                _ = shutdown.wait_for(|stopping| *stopping) => break,
-                _ = interval.tick() => {}
-            }
             let (home, outbox, profiles) = (home.clone(), outbox.clone(), profiles.clone());
             let pass =
                 tokio::task::spawn_blocking(move || import_spool(&home, &outbox, &profiles)).await;
-            match pass {
-                Ok(Ok(_)) => failures.clear(),
-                Ok(Err(error)) => failures.record(format!("{error:#}")),
-                Err(error) => failures.record(format!("the import task failed: {error}")),
+            let retry = match pass {
+                Ok(Ok(_)) => {
+                    failures.clear();
+                    false
+                }
+                Ok(Err(error)) => {
+                    failures.record(format!("{error:#}"));
+                    true
+                }
+                Err(error) => {
+                    failures.record(format!("the import task failed: {error}"));
+                    true
+                }
+            };
+            let wait = if polling || retry {
+                IMPORT_INTERVAL
+            } else {
+                Duration::MAX
+            };
+            let stopping = async {
+                let _ = shutdown.wait_for(|stopping| *stopping).await;
+            };
+            let changed = tokio::select! {
+                biased;
+                _ = stopping => break,
+                Some(()) = changes.recv() => true,
+                _ = sleep_or_forever(wait) => false,
+            };
+            if changed {
+                // A writer appends many lines in a burst: let it settle,
+                // then import once for the whole burst.
+                tokio::time::sleep(SETTLE).await;
+                while changes.try_recv().is_ok() {}
             }
         }
+        drop(watcher);
     });
+}
+
+/// How long a burst of spool writes may last before one import takes it.
+const SETTLE: Duration = Duration::from_millis(100);
+
+async fn sleep_or_forever(wait: Duration) {
+    if wait == Duration::MAX {
+        std::future::pending::<()>().await;
+    } else {
+        tokio::time::sleep(wait).await;
+    }
+}
+
+/// Watches the spool folder, creating it (owner-only) if needed, and sends
+/// a signal on every change.
+fn watch_spool(
+    dir: &Path,
+    changed: tokio::sync::mpsc::UnboundedSender<()>,
+) -> Result<notify::RecommendedWatcher> {
+    use notify::Watcher;
+    fs::create_dir_all(dir).with_context(|| format!("could not create {}", dir.display()))?;
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let _ = fs::set_permissions(dir, fs::Permissions::from_mode(0o700));
+    }
+    let mut watcher = notify::recommended_watcher(move |event: notify::Result<notify::Event>| {
+        if event.is_ok_and(|e| !e.kind.is_access()) {
+            let _ = changed.send(());
+        }
+    })?;
+    watcher.watch(dir, notify::RecursiveMode::NonRecursive)?;
+    Ok(watcher)
 }
 
 /// Imports every spool file in `HERALD_HOME/spool`: leftovers of an earlier

@@ -32,6 +32,11 @@ const LEASE_MS: i64 = 120_000;
 const RATE_LIMITED_RETRY_MS: i64 = 61_000;
 /// When a secret cannot be read, look again after this long.
 const SECRET_RETRY_MS: i64 = 60_000;
+/// The longest the worker sleeps without looking at the outbox. Other
+/// processes (`herald send`, a crashed one's lease running out) change the
+/// outbox without waking this one, so it looks now and then; otherwise an
+/// idle relay does not wake up at all.
+const SAFETY_SCAN: Duration = Duration::from_secs(600);
 /// Messages a lane considers for one merge.
 const MERGE_CANDIDATES: i64 = 100;
 
@@ -523,7 +528,7 @@ impl Worker {
                 if covered && !full_scan {
                     tokio::select! {
                         _ = wake.notified() => {}
-                        _ = tokio::time::sleep(Duration::from_secs(60)) => scan = true,
+                        _ = tokio::time::sleep(SAFETY_SCAN) => scan = true,
                         _ = shutdown.changed() => {}
                         Some(_) = lanes.join_next(), if !lanes.is_empty() => scan = true,
                     }
@@ -571,7 +576,8 @@ impl Worker {
                     .await;
             }
             while lanes.try_join_next().is_some() {}
-            let sleep_ms = next_due.map_or(60_000, |t| (t - now_ms()).clamp(10, 60_000));
+            let safety_ms = SAFETY_SCAN.as_millis() as i64;
+            let sleep_ms = next_due.map_or(safety_ms, |t| (t - now_ms()).clamp(10, safety_ms));
             tokio::select! {
                 _ = wake.notified() => {}
                 _ = tokio::time::sleep(Duration::from_millis(sleep_ms as u64)) => scan = true,
