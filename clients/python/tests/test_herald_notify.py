@@ -223,7 +223,7 @@ def test_bad_token_raises(herald: Herald) -> None:
     assert caught.value.status == 401
     assert caught.value.code == "unauthorized"
     assert "herald token" in caught.value.hint
-    assert not herald.spool_dir().exists()
+    assert not (herald.spool_dir() / "spool.jsonl").exists(), "nothing was spooled"
 
 
 def test_unknown_profile_raises(herald: Herald) -> None:
@@ -236,7 +236,7 @@ def test_unknown_profile_raises(herald: Herald) -> None:
     assert caught.value.code == "unknown_profile"
     assert "ghost" in caught.value.message
     assert "herald profile" in caught.value.hint
-    assert not herald.spool_dir().exists()
+    assert not (herald.spool_dir() / "spool.jsonl").exists(), "nothing was spooled"
 
 
 def test_invalid_input_raises_without_network(tmp_path: Path) -> None:
