@@ -78,20 +78,39 @@ def tree_pss_mib(pid: int) -> float:
     return sum(pss_kib(p) for p in descendants(pid)) / 1024
 
 
-def cpu_and_switches(pid: int) -> tuple[float, int]:
+def thread_counters(pid: int) -> dict[tuple[int, int], tuple[float, int]]:
+    """CPU seconds and context switches of every thread in the tree, keyed
+    by (process, thread), so threads that exit between two samples do not
+    count."""
     ticks = os.sysconf("SC_CLK_TCK")
-    cpu, switches = 0.0, 0
+    counters = {}
     for process in descendants(pid):
         try:
-            fields = Path(f"/proc/{process}/stat").read_text().rsplit(")", 1)[1].split()
-            cpu += (int(fields[11]) + int(fields[12])) / ticks
             for task in Path(f"/proc/{process}/task").iterdir():
+                fields = (task / "stat").read_text().rsplit(")", 1)[1].split()
+                cpu = (int(fields[11]) + int(fields[12])) / ticks
+                switches = 0
                 for line in (task / "status").read_text().splitlines():
                     if line.startswith(("voluntary_ctxt_switches", "nonvoluntary_ctxt_switches")):
                         switches += int(line.split()[1])
+                counters[(process, int(task.name))] = (cpu, switches)
         except OSError:
             continue
-    return cpu, switches
+    return counters
+
+
+def idle_delta(pid: int, seconds: int) -> tuple[float, int, int]:
+    """CPU seconds, context switches and threads that woke, over `seconds`."""
+    before = thread_counters(pid)
+    time.sleep(seconds)
+    after = thread_counters(pid)
+    cpu = switches = woke = 0
+    for key, (cpu_after, switches_after) in after.items():
+        cpu_before, switches_before = before.get(key, (0.0, 0))
+        cpu += cpu_after - cpu_before
+        switches += switches_after - switches_before
+        woke += switches_after != switches_before
+    return cpu, switches, woke
 
 
 def window_mapped() -> bool:
@@ -153,12 +172,10 @@ def main() -> None:
         print(f"PSS, window closed: {tree_pss_mib(process.pid):.1f} MiB  ({', '.join(names(tree))})")
         print(f"window still mapped after close: {window_mapped()}, app running: {process.poll() is None}")
 
-        cpu_before, switches_before = cpu_and_switches(process.pid)
-        time.sleep(IDLE_SECONDS)
-        cpu_after, switches_after = cpu_and_switches(process.pid)
+        cpu, switches, woke = idle_delta(process.pid, IDLE_SECONDS)
         print(
-            f"idle {IDLE_SECONDS} s, window closed: CPU {(cpu_after - cpu_before) * 1000:.0f} ms, "
-            f"{(switches_after - switches_before) / IDLE_SECONDS:.1f} context switches/s (whole tree)"
+            f"idle {IDLE_SECONDS} s, window closed: CPU {cpu * 1000:.0f} ms, "
+            f"{switches / IDLE_SECONDS:.2f} context switches/s in {woke} threads (whole tree)"
         )
         stop(process)
 

@@ -29,7 +29,7 @@ pub struct Update {
 
 /// Most messages committed in one transaction by the group-commit writer.
 const MAX_BATCH: usize = 256;
-/// Inserts waiting for the writer beyond which the relay answers 503.
+/// Inserts waiting for the writer beyond which the relay returns 503.
 const MAX_PENDING: usize = 8192;
 
 struct WriteRequest {
@@ -154,7 +154,7 @@ impl Outbox {
     }
 }
 
-/// The error for a full outbox queue; the relay answers 503.
+/// The error for a full outbox queue, which the relay returns as 503.
 #[derive(Debug, thiserror::Error)]
 #[error("the outbox is busy; retry in a moment")]
 pub struct Busy;

@@ -28,7 +28,7 @@ use crate::split::render_parts;
 /// Attempts before a transiently failing message is given up.
 pub const MAX_ATTEMPTS: i64 = 8;
 const LEASE_MS: i64 = 120_000;
-/// When WeCom still answers 45009, wait for the rate window to pass.
+/// When WeCom still returns 45009, wait for the rate window to pass.
 const RATE_LIMITED_RETRY_MS: i64 = 61_000;
 /// When a secret cannot be read, look again after this long.
 const SECRET_RETRY_MS: i64 = 60_000;
@@ -40,7 +40,7 @@ const SAFETY_SCAN: Duration = Duration::from_secs(600);
 /// Messages a lane considers for one merge.
 const MERGE_CANDIDATES: i64 = 100;
 
-/// What happened to a batch of messages.
+/// The result of a delivery attempt for a batch of messages.
 #[derive(Debug)]
 pub struct Attempted {
     pub status: Status,
@@ -394,7 +394,8 @@ impl Deliverer {
     }
 }
 
-/// The title to pass to the channel and the parts to send, in order.
+/// Renders a batch into the title for the channel and the parts to send,
+/// in order.
 fn render_batch(profile: &Profile, batch: &[Message]) -> (Option<String>, Vec<String>) {
     let markdown = batch[0].markdown();
     let max = channel::max_part_bytes(&profile.kind, markdown);

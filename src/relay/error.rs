@@ -7,7 +7,7 @@ use serde_json::{json, Value};
 
 use crate::diagnosis::Failure;
 
-/// An error answer: what failed and what the caller should do.
+/// An error response: what failed and what the caller should do.
 #[derive(Debug)]
 pub struct ApiError {
     pub status: StatusCode,
@@ -76,7 +76,7 @@ impl IntoResponse for ApiError {
     }
 }
 
-/// A failure as JSON, in English with the Chinese text beside it.
+/// Converts a failure to JSON, in English with the Chinese text beside it.
 pub fn failure_json(failure: &Failure) -> Value {
     let mut value = json!({
         "code": failure.code,

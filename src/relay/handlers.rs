@@ -1,5 +1,5 @@
 //! Endpoint handlers: parse and check the request, store the message, then
-//! answer (optionally after delivery, with `?wait=true`).
+//! respond (after delivery, with `?wait=true`).
 
 use std::collections::HashMap;
 
@@ -223,7 +223,7 @@ fn new_message(
     })
 }
 
-/// Stores the message, then answers 202, or with `wait` the final status.
+/// Stores the message, then returns 202, or with `wait` the final status.
 async fn accept(state: &AppState, message: NewMessage, wait: bool) -> Result<Response, ApiError> {
     let mut updates = wait.then(|| state.outbox.subscribe());
     let id = state
@@ -333,7 +333,7 @@ pub async fn get_message(
 pub const QUEUED_ERRCODE: i64 = 1;
 
 /// `POST /cgi-bin/webhook/send?key=RELAY_KEY`: the WeCom group robot API,
-/// so existing robot scripts only change the URL. Answers are WeCom-shaped.
+/// so existing robot scripts only change the URL. Responses are WeCom-shaped.
 pub async fn robot_compat(
     State(state): State<AppState>,
     Query(query): Query<HashMap<String, String>>,

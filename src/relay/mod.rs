@@ -33,7 +33,7 @@ pub use handlers::message_json;
 pub const DEFAULT_PORT: u16 = 7591;
 /// The largest request body the relay reads: 1 MiB.
 pub const BODY_LIMIT: usize = 1 << 20;
-/// How long `?wait=true` holds the answer before it answers 202.
+/// How long `?wait=true` delays the response before returning 202.
 pub const WAIT_CAP: Duration = Duration::from_secs(30);
 /// How long shutdown waits for in-flight deliveries.
 pub const DRAIN: Duration = Duration::from_secs(10);
@@ -366,7 +366,7 @@ fn write_relay_json(home: &Home, url: &str, token: &str) -> Result<()> {
     )
 }
 
-/// The url and pid in `relay.json`, if a relay wrote one.
+/// Reads the url and pid from `relay.json`, if a relay wrote one.
 pub fn read_relay_json(home: &Home) -> Option<(String, u32)> {
     let text = std::fs::read_to_string(home.relay_json()).ok()?;
     let value: serde_json::Value = serde_json::from_str(&text).ok()?;
