@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import http.client
 import json
 import time
 import urllib.error
@@ -48,7 +49,15 @@ class Session:
             raise WebDriverError(f"{method} {path} failed with {error.code}: {detail}") from None
 
     def command(self, method: str, path: str, body: Any = None) -> Any:
-        return self._request(method, f"/session/{self.session_id}{path}", body)
+        # The driver chain (tauri-driver, WebKitWebDriver) sometimes drops a
+        # connection on a busy machine; the session survives, so try again.
+        for attempt in range(3):
+            try:
+                return self._request(method, f"/session/{self.session_id}{path}", body)
+            except (http.client.RemoteDisconnected, ConnectionResetError) as error:
+                if attempt == 2:
+                    raise WebDriverError(f"{method} {path}: the driver dropped the connection 3 times") from error
+                time.sleep(0.5)
 
     def quit(self) -> None:
         try:
@@ -76,11 +85,16 @@ class Session:
     def click(self, testid: str) -> None:
         self.command("POST", f"/element/{self.find(testid)}/click", {})
 
-    def type(self, testid: str, text: str, clear: bool = True) -> None:
+    def type(self, testid: str, text: str) -> None:
+        """Replaces the field's value with `text` by typing it, and checks
+        the result, typing again if a dropped connection cut it short."""
         element = self.find(testid)
-        if clear:
+        for _ in range(3):
             self.command("POST", f"/element/{element}/clear", {})
-        self.command("POST", f"/element/{element}/value", {"text": text})
+            self.command("POST", f"/element/{element}/value", {"text": text})
+            if self.script("return arguments[0].value;", {ELEMENT: element}) == text:
+                return
+        raise WebDriverError(f"typing into {testid!r} did not give {text!r}")
 
     def text(self, testid: str) -> str:
         return self.command("GET", f"/element/{self.find(testid)}/text")
