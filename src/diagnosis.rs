@@ -398,8 +398,8 @@ pub fn smtp(stage: SmtpStage, code: Option<u16>, text: &str, port: u16) -> Failu
                 format!("邮件服务器拒绝了登录（{code_label}）。"),
             ),
             Text::new(
-                "QQ and 163 mail need SMTP turned on in the mailbox settings and an authorization code (授权码), not the login password; generating a new code revokes the old one. Gmail needs an app password. Save the code with `herald profile add ... --secret-stdin`.",
-                "QQ 邮箱和 163 邮箱需要在邮箱设置中开启 SMTP 服务，并使用授权码登录，而不是登录密码；生成新授权码后旧的会失效。Gmail 需要应用专用密码。请用 `herald profile add ... --secret-stdin` 保存授权码。",
+                "QQ and 163 mail need SMTP turned on in the mailbox settings and an authorization code (授权码), not the login password; generating a new code revokes the old one. Gmail needs an app password. Save the code as the profile's secret: Edit in the desktop app, or `herald profile add ... --secret-stdin`.",
+                "QQ 邮箱和 163 邮箱需要在邮箱设置中开启 SMTP 服务，并使用授权码登录，而不是登录密码；生成新授权码后旧的会失效。Gmail 需要应用专用密码。请把授权码保存为该配置的密钥：在桌面应用中点“编辑”，或使用 `herald profile add ... --secret-stdin`。",
             ),
         ),
         (SmtpStage::Sender, Some(501 | 553 | 550 | 554 | 440)) => Failure::new(

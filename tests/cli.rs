@@ -408,3 +408,35 @@ for profile in ["app", "bot", "mail"]:
     }
     drop(relay);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn check_verifies_robot_key_without_posting() {
+    let fake = FakeWecom::start().await;
+    fake.add_robot("good-key");
+    let home = Home::new();
+    home.add_bot("good", &fake.base_url(), "good-key");
+    home.add_bot("bad", &fake.base_url(), "wrong-key");
+
+    let good = home.run(&["check", "good"], "");
+    assert_eq!(good.status.code(), Some(0), "{}", stderr(&good));
+    let bad = home.run(&["check", "bad"], "");
+    assert_eq!(bad.status.code(), Some(1));
+    assert!(stderr(&bad).contains("93000"), "{}", stderr(&bad));
+    assert!(
+        fake.received().is_empty(),
+        "a check posts nothing to the group"
+    );
+}
+
+#[test]
+fn first_profile_stays_default() {
+    let home = Home::new();
+    home.add_bot("first", "http://127.0.0.1:9", "k1");
+    home.add_bot("second", "http://127.0.0.1:9", "k2");
+    let first: serde_json::Value =
+        serde_json::from_str(&home.ok(&["profile", "show", "first", "--json"], "")).unwrap();
+    let second: serde_json::Value =
+        serde_json::from_str(&home.ok(&["profile", "show", "second", "--json"], "")).unwrap();
+    assert_eq!(first["default"], true);
+    assert_eq!(second["default"], false);
+}

@@ -87,9 +87,12 @@ impl Desktop {
             Err(error) => {
                 let detail = format!("{error:#}");
                 tracing::warn!(port, error = %detail, "the relay could not start");
-                let text = if detail.contains("already in use")
-                    || detail.contains("already running")
-                {
+                let text = if detail.contains("already running") {
+                    Text::new(
+                        format!("The relay could not start: another Herald relay already runs for this data folder ({detail}). Stop it (for example `herald serve` in a terminal), then choose Resume relay in the tray."),
+                        format!("中继无法启动：另一个 Herald 中继正在使用同一数据目录（{detail}）。请先停止它（例如终端中的 `herald serve`），然后在托盘菜单中选择“恢复中继”。"),
+                    )
+                } else if detail.contains("already in use") {
                     Text::new(
                         format!("The relay could not start: port {port} is in use, perhaps by `herald serve` or another Herald. Stop it, or choose another port in Settings."),
                         format!("中继无法启动：端口 {port} 已被占用（可能是 `herald serve` 或另一个 Herald）。请停止它，或在设置中更换端口。"),

@@ -36,6 +36,7 @@ pub fn open_quick_send<R: Runtime>(app: &AppHandle<R>) {
     )
     .title("Herald")
     .inner_size(440.0, 420.0)
+    .center()
     .resizable(false)
     .build();
     if let Err(error) = built {

@@ -128,9 +128,9 @@ impl Channels {
         }
     }
 
-    /// Verifies credentials without sending a message: a WeCom app token, or
-    /// an SMTP connection, TLS and login. A robot key cannot be checked
-    /// without posting to the group, so robot profiles check the API base.
+    /// Verifies credentials without sending a message: a WeCom app token, a
+    /// robot key (through the robot's media upload), or an SMTP connection,
+    /// TLS and login.
     pub async fn check(&self, profile: &Profile, secret: &str, context: &Context) -> Outcome {
         match &profile.kind {
             Kind::WecomApp { .. } => {
@@ -139,7 +139,7 @@ impl Channels {
             }
             Kind::WecomBot { .. } => {
                 let client = self.client(&profile.proxy, context)?;
-                wecom::check_bot(&client, profile, context).await
+                wecom::check_bot(&client, profile, secret, context).await
             }
             Kind::Email { .. } => email::check(profile, secret).await,
         }

@@ -234,26 +234,38 @@ pub(super) async fn check_app(
     })
 }
 
-/// Checks that the robot API answers. WeCom has no call that verifies a
-/// robot key without posting into the group.
+/// Verifies a robot key without posting to the group: the robot's media
+/// upload checks the key (93000 when it is wrong) and stores the file only
+/// for the robot, for three days.
 pub(super) async fn check_bot(
     client: &reqwest::Client,
     profile: &Profile,
+    key: &str,
     context: &Context,
 ) -> Outcome {
     let base = profile.kind.api_base().trim_end_matches('/');
+    let media = reqwest::multipart::Part::bytes(b"Herald key check\n".to_vec())
+        .file_name("herald-check.txt")
+        .mime_str("text/plain")
+        .expect("text/plain is a valid MIME type");
+    let form = reqwest::multipart::Form::new().part("media", media);
     let response = client
-        .get(format!("{base}/cgi-bin/webhook/send"))
+        .post(format!("{base}/cgi-bin/webhook/upload_media"))
+        .query(&[("key", key), ("type", "file")])
+        .multipart(form)
         .send()
         .await
         .map_err(|e| {
             diagnosis::network("the WeCom robot", &describe_reqwest(&e), &context.route)
         })?;
+    let answer: Answer = read_json(response).await?;
+    if answer.errcode != 0 {
+        return Err(diagnosis::wecom(answer.errcode, &answer.errmsg, context));
+    }
     Ok(Accepted {
-        answer: format!(
-            "the robot API answered (HTTP {}); the key itself is verified by the first message",
-            response.status().as_u16()
-        ),
+        answer:
+            "the robot key is valid (checked with a media upload; nothing was posted to the group)"
+                .to_owned(),
         ..Accepted::default()
     })
 }

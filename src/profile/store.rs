@@ -117,6 +117,11 @@ impl ProfileStore {
             (None, None) => bail!("a new profile needs its secret"),
         }
 
+        // The first profile becomes the saved default, so that adding a
+        // second one later does not leave requests without a profile.
+        if file.default.is_none() && file.profiles.iter().all(|p| p.name == profile.name) {
+            file.default = Some(profile.name.clone());
+        }
         file.profiles.retain(|p| p.name != profile.name);
         file.profiles.push(profile.clone());
         file.profiles.sort_by(|a, b| a.name.cmp(&b.name));

@@ -42,7 +42,7 @@ describe("relay view", () => {
     expect(find("relay-token").textContent).toBe("tok-1");
     expect(find("relay-token-show").textContent).toBe("Hide");
     expect(find("snippet-curl-ops").textContent).toBe(
-      `curl -H "Authorization: Bearer tok-1" http://127.0.0.1:7591/v1/send -d '{"text":"order filled","profile":"ops"}'`,
+      `curl -s --noproxy '*' -H "Authorization: Bearer tok-1" http://127.0.0.1:7591/v1/send -d '{"text":"order filled","profile":"ops"}'`,
     );
     click("relay-token-show");
     await flush();

@@ -8,14 +8,14 @@ const INPUT = { url: "http://127.0.0.1:7591", token: "tok_AbC-123", profile: "op
 describe("snippet builders", () => {
   test("curl posts JSON with the token", () => {
     expect(curlSnippet(INPUT)).toBe(
-      `curl -H "Authorization: Bearer tok_AbC-123" http://127.0.0.1:7591/v1/send -d '{"text":"order filled","profile":"ops"}'`,
+      `curl -s --noproxy '*' -H "Authorization: Bearer tok_AbC-123" http://127.0.0.1:7591/v1/send -d '{"text":"order filled","profile":"ops"}'`,
     );
   });
 
   test("curl quotes a single quote in the text", () => {
     const snippet = curlSnippet({ ...INPUT, url: "http://127.0.0.1:7591/", text: "it's filled" });
     expect(snippet).toBe(
-      `curl -H "Authorization: Bearer tok_AbC-123" http://127.0.0.1:7591/v1/send -d '{"text":"it'\\''s filled","profile":"ops"}'`,
+      `curl -s --noproxy '*' -H "Authorization: Bearer tok_AbC-123" http://127.0.0.1:7591/v1/send -d '{"text":"it'\\''s filled","profile":"ops"}'`,
     );
   });
 

@@ -285,6 +285,7 @@ fn router(shared: Shared) -> Router {
         .route("/cgi-bin/gettoken", get(wecom::get_token))
         .route("/cgi-bin/message/send", post(wecom::send_message))
         .route("/cgi-bin/webhook/send", post(wecom::send_webhook))
+        .route("/cgi-bin/webhook/upload_media", post(wecom::upload_media))
         .merge(control::router())
         .with_state(shared)
 }

@@ -134,6 +134,53 @@ pub(crate) async fn send_webhook(
     }
 }
 
+#[derive(Serialize)]
+struct UploadReply {
+    errcode: i64,
+    errmsg: &'static str,
+    r#type: String,
+    media_id: String,
+    created_at: String,
+}
+
+/// Handles `POST /cgi-bin/webhook/upload_media?key=KEY&type=file|voice`, a
+/// multipart upload. The key is checked as on `webhook/send`; the media
+/// itself is not parsed, only an empty body is rejected (44001). Nothing is
+/// posted to the group, so uploads do not count as received messages.
+pub(crate) async fn upload_media(
+    State(shared): State<Shared>,
+    Extension(connection): Extension<Connection>,
+    Query(query): Query<HashMap<String, String>>,
+    body: Bytes,
+) -> Response {
+    if let Some(response) = begin_request(&shared, &connection, Route::Webhook).await {
+        return response;
+    }
+    let state = shared.lock();
+    let reported_ip = state.reported_ip(connection.peer.ip());
+    let key = query.get("key").map(String::as_str);
+    if body.is_empty() {
+        return error_response(
+            &ApiError::with_message(44001, "empty media data".to_string()),
+            &reported_ip,
+        );
+    }
+    if !state.has_robot(key) {
+        return error_response(&ApiError::new(93000), &reported_ip);
+    }
+    Json(UploadReply {
+        errcode: 0,
+        errmsg: "ok",
+        r#type: query.get("type").cloned().unwrap_or_else(|| "file".into()),
+        media_id: random_msgid(),
+        created_at: std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_secs().to_string())
+            .unwrap_or_default(),
+    })
+    .into_response()
+}
+
 /// Counts the request, waits for the configured delays and applies the next
 /// fault queued for `route`. Returns the response that replaces the normal
 /// one, if the fault calls for one.

@@ -32,7 +32,8 @@ export function curlSnippet(input: SnippetInput): string {
   // Double quotes match the usual curl examples. A token with a character
   // that a shell expands inside double quotes gets single quotes instead.
   const header = /[$`"\\!]/.test(input.token) ? shellQuote(authorization) : `"${authorization}"`;
-  return `curl -H ${header} ${trimSlash(input.url)}/v1/send -d ${shellQuote(body)}`;
+  // --noproxy: a proxy set in the environment would turn a loopback call into an error.
+  return `curl -s --noproxy '*' -H ${header} ${trimSlash(input.url)}/v1/send -d ${shellQuote(body)}`;
 }
 
 /** Builds Python that posts one JSON message with the standard library only, bypassing any proxy. */
