@@ -20,6 +20,9 @@ pub struct Settings {
     pub autostart: bool,
     pub notify_on_failure: bool,
     pub port: u16,
+    /// The port `HERALD_PORT` sets, which wins over `port`.
+    #[serde(default, skip_deserializing)]
+    pub port_from_env: Option<u16>,
 }
 
 fn system_language() -> String {
@@ -46,6 +49,7 @@ pub fn load<R: Runtime>(app: &AppHandle<R>, home: &Home) -> Settings {
         autostart: false,
         notify_on_failure: true,
         port: herald::relay::DEFAULT_PORT,
+        port_from_env: port_from_env(),
     };
     let Ok(store) = app.store(home.root().join(FILE)) else {
         return defaults;
@@ -70,7 +74,17 @@ pub fn load<R: Runtime>(app: &AppHandle<R>, home: &Home) -> Settings {
             .and_then(|p| u16::try_from(p).ok())
             .filter(|p| *p > 0)
             .unwrap_or(defaults.port),
+        port_from_env: defaults.port_from_env,
     }
+}
+
+fn port_from_env() -> Option<u16> {
+    std::env::var("HERALD_PORT")
+        .ok()?
+        .trim()
+        .parse()
+        .ok()
+        .filter(|p| *p > 0)
 }
 
 pub fn save<R: Runtime>(

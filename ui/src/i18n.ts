@@ -215,6 +215,7 @@ const en = {
   "settings.port": "Relay port",
   "settings.portLow": "Ports 1 to 1024 need administrator rights on Linux and macOS. A port above 1024, such as 7591, avoids that.",
   "settings.portChanged": "Scripts that post to the relay must use the new port.",
+  "settings.portFromEnv": "HERALD_PORT sets the relay's port to {port}, which wins over this setting; unset it to use this one.",
   "settings.saved": "Settings saved.",
 
   "quick.title": "Quick send",
@@ -437,6 +438,7 @@ const zh: Record<MessageKey, string> = {
   "settings.port": "中继端口",
   "settings.portLow": "1 到 1024 端口在 Linux 和 macOS 上需要管理员权限。使用 1024 以上的端口（例如 7591）可以避免。",
   "settings.portChanged": "更换端口后，向中继发送消息的脚本也要改用新端口。",
+  "settings.portFromEnv": "环境变量 HERALD_PORT 将中继端口设为 {port}，优先于此设置；取消该变量后此设置才生效。",
   "settings.saved": "设置已保存。",
 
   "quick.title": "快速发送",

@@ -174,4 +174,6 @@ export interface Settings {
   autostart: boolean;
   notify_on_failure: boolean;
   port: number;
+  /** The port that HERALD_PORT sets, which wins over `port`; null when unset. */
+  port_from_env?: number | null;
 }

@@ -164,6 +164,27 @@ describe("profile list", () => {
     expect(find("result-ops").textContent).toContain("Delivered.");
   });
 
+  test("failed result cleared by later delivery", async () => {
+    let profiles = [profileFixture()];
+    calls = installBackend({
+      list_profiles: () => profiles,
+      send_test: () => ({ ok: false, status: "failed", id: "m1", answer: null, failure: failureFixture() }),
+    });
+    const ctx = new AppContext({ validateDelayMs: 0, filterDelayMs: 0 });
+    document.body.appendChild(createProfilesView(ctx).element);
+    await ctx.reloadProfiles();
+    click("send-test-ops");
+    await flush();
+    expect(find("result-ops").textContent).toContain("errcode 40001");
+
+    await ctx.reloadProfiles();
+    expect(find("result-ops").textContent).toContain("errcode 40001");
+
+    profiles = [profileFixture({ last_success_at: Date.now() + 1000 })];
+    await ctx.reloadProfiles();
+    expect(find("result-ops").textContent).not.toContain("errcode 40001");
+  });
+
   test("command rejection shows its message", async () => {
     await mount([profileFixture()], {
       check_profile: () => {

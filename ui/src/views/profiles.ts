@@ -17,6 +17,8 @@ type RowResult = { kind: "outcome"; outcome: OutcomeText } | { kind: "text"; ton
 
 export function createProfilesView(ctx: AppContext): View {
   const results = new Map<string, RowResult>();
+  // When each result was shown (ms), so a later delivery clears a stale failure.
+  const resultTimes = new Map<string, number>();
   const resultAreas = new Map<string, HTMLElement>();
   // Profiles with a check or test send under way: their two buttons stay disabled.
   const busy = new Set<string>();
@@ -45,6 +47,7 @@ export function createProfilesView(ctx: AppContext): View {
 
   function setResult(name: string, result: RowResult): void {
     results.set(name, result);
+    resultTimes.set(name, Date.now());
     const area = resultAreas.get(name);
     if (area !== undefined) showResult(area, result);
   }
@@ -114,7 +117,14 @@ export function createProfilesView(ctx: AppContext): View {
     const last = lastOutcomeText(profile, getLanguage());
     const result = resultArea(`result-${name}`);
     resultAreas.set(name, result);
-    showResult(result, results.get(name));
+    const shown = results.get(name);
+    const failed = shown !== undefined && (shown.kind === "outcome" ? shown.outcome.tone === "error" : shown.tone === "error");
+    if (failed && profile.last_success_at !== null && profile.last_success_at > (resultTimes.get(name) ?? 0)) {
+      // A delivery after this failure (a resend, a fallback) makes it stale.
+      results.delete(name);
+    } else {
+      showResult(result, shown);
+    }
     const button = (testid: string, label: string, onClick: () => void, className = "secondary small"): HTMLButtonElement =>
       h("button", { type: "button", testid, className, text: label, on: { click: onClick } });
     const probeButton = (testid: string, label: string, action: "check" | "send"): HTMLButtonElement => {

@@ -67,7 +67,12 @@ export function createSettingsView(ctx: AppContext): View {
     portError.textContent = error === null ? "" : t(error.key, error.params);
     port.setAttribute("aria-invalid", String(error !== null));
     const changed = ctx.settings.value !== null && parsePort(port.value) !== null && parsePort(port.value) !== ctx.settings.value.port;
-    const notes = [warning === null ? "" : t(warning.key, warning.params), changed ? t("settings.portChanged") : ""];
+    const fromEnv = ctx.settings.value?.port_from_env ?? null;
+    const notes = [
+      warning === null ? "" : t(warning.key, warning.params),
+      changed ? t("settings.portChanged") : "",
+      fromEnv === null ? "" : t("settings.portFromEnv", { port: fromEnv }),
+    ];
     portWarning.textContent = notes.filter((note) => note !== "").join(" ");
     return error === null;
   }
