@@ -181,6 +181,13 @@ fn partial_last_line_rejected() {
 #[test]
 fn unusable_lines_kept_in_rejected() {
     let spool = SpoolHome::with_profiles(&["bot", "mail"]);
+    // Two profiles and no default, as after the default profile is removed:
+    // the first saved profile would otherwise be the default.
+    let profiles_path = spool._dir.path().join("profiles.json");
+    let mut file: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&profiles_path).unwrap()).unwrap();
+    file.as_object_mut().unwrap().remove("default");
+    std::fs::write(&profiles_path, file.to_string()).unwrap();
     let bad_format = json!({"spool_id": "f1", "text": "x", "format": "html"}).to_string();
     let cases = [
         ("not json", "{not json".to_owned()),

@@ -7,7 +7,7 @@
 //! - [`windows`]: the main and quick-send windows.
 //!
 //! All delivery work (relay, outbox, retries, token refresh) runs in Rust;
-//! the webview only displays and asks.
+//! the webview only displays state and calls commands.
 
 pub mod commands;
 pub mod settings;
@@ -24,8 +24,8 @@ use tauri_plugin_notification::NotificationExt;
 
 use state::Desktop;
 
-/// The relay's port: `HERALD_PORT`, then the saved setting, then the
-/// default.
+/// Picks the relay's port: `HERALD_PORT`, then the saved setting, then
+/// the default.
 pub fn relay_port<R: Runtime>(app: &AppHandle<R>, home: &Home) -> u16 {
     let saved = settings::load(app, home).port;
     herald::relay::resolve_port(None, Some(saved)).unwrap_or_else(|error| {

@@ -137,7 +137,7 @@ impl Desktop {
     }
 
     /// Stops the relay gracefully: in-flight deliveries finish or stay
-    /// queued. `paused` says whether the user paused it.
+    /// queued. `paused` tells whether the user paused it.
     pub async fn stop_relay<R: Runtime>(&self, app: &AppHandle<R>, paused: bool) -> RelayStatus {
         let running = self.relay.lock().await.take();
         if let Some(running) = running {

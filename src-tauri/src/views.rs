@@ -8,7 +8,7 @@ use herald::profile::{Kind, Profile, Proxy, TlsMode};
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 
-/// A profile as the UI shows it: settings, masked secret, last outcome.
+/// Builds a profile as the UI shows it: settings, masked secret, last outcome.
 pub fn profile_view(
     profile: &Profile,
     secret: Option<&str>,
@@ -184,8 +184,8 @@ impl ProfileInput {
         })
     }
 
-    /// The secret typed into the form, if any. An empty field keeps the
-    /// saved secret.
+    /// Returns the secret typed into the form, if any. An empty field keeps
+    /// the saved secret.
     pub fn new_secret(&self) -> Option<&str> {
         self.secret.as_deref().filter(|s| !s.is_empty())
     }

@@ -1,5 +1,5 @@
 //! The main window and the quick-send window. Closing a window destroys
-//! its webview, so a tray-only Herald holds no web process.
+//! its webview, so a tray-only Herald keeps no web process.
 
 use tauri::{AppHandle, Manager, Runtime, WebviewUrl, WebviewWindowBuilder};
 
