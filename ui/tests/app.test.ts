@@ -35,6 +35,17 @@ describe("main window", () => {
     expect(find("view-profiles").hidden).toBe(false);
   });
 
+  test("window focus reloads profiles", async () => {
+    let profiles: ProfileView[] = [];
+    await start({ list_profiles: () => profiles });
+    expect(query("profile-row-ops")).toBeNull();
+
+    profiles = [profileFixture()];
+    window.dispatchEvent(new Event("focus"));
+    await flush();
+    expect(query("profile-row-ops")).not.toBeNull();
+  });
+
   test("tabs switch views and keep them", async () => {
     await start({ list_profiles: () => [profileFixture()] });
     click("edit-profile-ops");

@@ -167,6 +167,11 @@ export async function startApp(root: HTMLElement, ctx: AppContext): Promise<App>
     api.onProfilesChanged(() => void ctx.reloadProfiles()),
   ]);
   for (const stop of unlisten) app.addCleanup(stop);
+  // The command line may change profiles while the window is open but out
+  // of sight; reading them again when the window comes back shows those.
+  const onFocus = (): void => void ctx.reloadProfiles();
+  window.addEventListener("focus", onFocus);
+  app.addCleanup(() => window.removeEventListener("focus", onFocus));
   await Promise.all([ctx.reloadProfiles(), ctx.reloadRelay()]);
   return app;
 }
