@@ -70,10 +70,6 @@ impl Failure {
         self
     }
 
-    pub fn is_permanent(&self) -> bool {
-        self.class == Class::Permanent
-    }
-
     /// Formats the failure for a terminal: the message, the provider's own
     /// words, then the hint.
     pub fn render(&self, lang: Lang) -> String {

@@ -1,7 +1,7 @@
 //! The JSON shapes the web UI reads and sends.
 
 use herald::home::mask;
-use herald::i18n::{Lang, Text};
+use herald::i18n::Text;
 use herald::outbox::{Attempt, Message, ProfileState};
 use herald::profile::validate::Report;
 use herald::profile::{Kind, Profile, Proxy, TlsMode};
@@ -245,10 +245,6 @@ pub struct RelayStatus {
     pub port: u16,
     pub url: Option<String>,
     pub error: Option<Text>,
-}
-
-pub fn text(lang: Lang, text: &Text) -> String {
-    text.get(lang).to_owned()
 }
 
 #[cfg(test)]

@@ -42,7 +42,7 @@ pub fn limits_for(profile: &Profile, secret: &str) -> Option<(String, &'static [
             format!(
                 "bot|{}|{:016x}",
                 profile.kind.api_base(),
-                channel_fingerprint(secret)
+                channel::fingerprint(secret)
             ),
             &ROBOT,
         )),
@@ -65,10 +65,6 @@ pub fn limits_for(profile: &Profile, secret: &str) -> Option<(String, &'static [
         )),
         Kind::Email { .. } => None,
     }
-}
-
-fn channel_fingerprint(secret: &str) -> u64 {
-    channel::fingerprint(secret)
 }
 
 /// Extra time added to every window. Herald records a send when it starts

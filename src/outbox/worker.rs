@@ -298,6 +298,20 @@ impl Deliverer {
             .map_err(|e| diagnosis::secret_unavailable(&name, &format!("{e:#}")))
     }
 
+    /// Reads the recorded sends of a rate key and returns the time now and
+    /// how long (ms) one more send must wait to keep within `windows`.
+    async fn rate_wait(&self, key: &str, windows: &'static [rate::Window]) -> (i64, i64) {
+        let now = now_ms();
+        let key = key.to_owned();
+        let since = now - rate::longest_window_ms();
+        let sends = self
+            .outbox
+            .run(move |c| store::sends_since(c, &key, since))
+            .await
+            .unwrap_or_default();
+        (now, rate::wait_ms(&sends, now, windows))
+    }
+
     /// Waits until one more send fits the rate windows, then records it.
     /// Returns false when the worker is shutting down.
     async fn wait_for_rate(
@@ -311,15 +325,7 @@ impl Deliverer {
             if self.stopping() {
                 return false;
             }
-            let now = now_ms();
-            let key_owned = key.to_owned();
-            let since = now - rate::longest_window_ms();
-            let sends = self
-                .outbox
-                .run(move |c| store::sends_since(c, &key_owned, since))
-                .await
-                .unwrap_or_default();
-            let wait = rate::wait_ms(&sends, now, windows);
+            let (now, wait) = self.rate_wait(key, windows).await;
             if wait == 0 {
                 let key_owned = key.to_owned();
                 let _ = self
@@ -685,14 +691,7 @@ async fn rate_limited_now(deliverer: &Deliverer, profile: &Profile) -> bool {
     let Some((key, windows)) = rate::limits_for(profile, &secret) else {
         return false;
     };
-    let now = now_ms();
-    let since = now - rate::longest_window_ms();
-    let sends = deliverer
-        .outbox
-        .run(move |c| store::sends_since(c, &key, since))
-        .await
-        .unwrap_or_default();
-    rate::wait_ms(&sends, now, windows) > 0
+    deliverer.rate_wait(&key, windows).await.1 > 0
 }
 
 async fn fail_unknown_profile(deliverer: &Deliverer, name: &str, batch: Vec<Message>) {

@@ -6,7 +6,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::home::{random_hex, write_private, Home};
 
-use super::secret::{SecretStore, StoreKind};
+use super::secret::SecretStore;
 use super::validate::{self, Report};
 use super::Profile;
 
@@ -174,10 +174,6 @@ impl ProfileStore {
 
     pub fn secret(&self, profile: &Profile) -> Result<String> {
         self.secrets.load(profile.secret_store, &profile.name)
-    }
-
-    pub fn secret_store_kind(&self, profile: &Profile) -> StoreKind {
-        profile.secret_store
     }
 
     fn read(&self) -> Result<ProfileFile> {
