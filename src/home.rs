@@ -1,4 +1,4 @@
-//! The folder that holds everything Herald keeps, and owner-only file I/O.
+//! The folder that contains everything Herald keeps, and owner-only file I/O.
 
 use std::fs::{self, File, OpenOptions};
 use std::io::{self, Write};
@@ -67,7 +67,7 @@ impl Home {
         self.root.join(format!("{name}.lock"))
     }
 
-    /// A random identifier of this folder, created on first use. It
+    /// Returns a random identifier of this folder, created on first use. It
     /// namespaces keyring entries so that two homes never share secrets.
     pub fn id(&self) -> Result<String> {
         let path = self.root.join("home-id");

@@ -26,7 +26,8 @@ fn error_code(response: &Response) -> String {
         .to_owned()
 }
 
-/// A relay with a robot profile `bot` (the default) and an app profile.
+/// Starts a relay with a robot profile `bot` (the default) and an app
+/// profile.
 async fn relay_with_profiles() -> (FakeWecom, Home, Relay) {
     let fake = FakeWecom::start().await;
     fake.add_robot("robot-key-1");

@@ -160,7 +160,8 @@ fn build_message(settings: &Settings<'_>, part: Part<'_>) -> Result<Vec<u8>, Fai
     Ok(message.formatted())
 }
 
-/// The first line of the text, shortened, for a message without a title.
+/// Builds a subject from the text's first line, for a message without a
+/// title.
 fn default_subject(content: &str) -> String {
     let first = content
         .lines()
@@ -300,7 +301,7 @@ async fn open(settings: &Settings<'_>, secret: &str) -> Result<AsyncSmtpConnecti
     Ok(connection)
 }
 
-/// Reads the plain greeting, says EHLO and asks for STARTTLS.
+/// Reads the plain greeting, sends EHLO and requests STARTTLS.
 async fn starttls_preamble(tcp: TcpStream, port: u16) -> Result<TcpStream, Failure> {
     let mut reader = BufReader::new(tcp);
     let greeting = match tokio::time::timeout(GREETING_TIMEOUT, read_reply(&mut reader)).await {
@@ -456,7 +457,7 @@ fn no_greeting(port: u16) -> Failure {
     failure
 }
 
-/// The reply code and text of a lettre error, or its description.
+/// Extracts the reply code and text of a lettre error, or its description.
 fn reply_of(error: &lettre::transport::smtp::Error) -> (Option<u16>, String) {
     let code = error.status().map(u16::from);
     let mut text = String::new();

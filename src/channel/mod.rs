@@ -27,7 +27,7 @@ pub fn fingerprint(secret: &str) -> u64 {
     token::fnv1a(secret.as_bytes())
 }
 
-/// What the provider accepted.
+/// A provider's acceptance of one part.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Accepted {
     /// The provider's answer in short, e.g. `errcode 0, msgid …` or `250 OK`.
@@ -50,7 +50,8 @@ pub struct Part<'a> {
     pub markdown: bool,
 }
 
-/// The largest content, in UTF-8 bytes, a channel takes in one message.
+/// Returns the largest content, in UTF-8 bytes, a channel takes in one
+/// message.
 pub fn max_part_bytes(kind: &Kind, markdown: bool) -> usize {
     match kind {
         // WeCom silently truncates app text and markdown beyond 2,048 bytes.
@@ -70,7 +71,7 @@ pub fn max_part_bytes(kind: &Kind, markdown: bool) -> usize {
 /// takes 20 messages a minute), delaying every later notice.
 pub const MAX_PARTS: usize = 10;
 
-/// The number of parts `text` needs on this channel.
+/// Counts the parts `text` needs on this channel.
 pub fn parts_needed(kind: &Kind, title: Option<&str>, text: &str, markdown: bool) -> usize {
     if !title_in_content(kind) {
         return 1;
@@ -78,8 +79,8 @@ pub fn parts_needed(kind: &Kind, title: Option<&str>, text: &str, markdown: bool
     crate::split::render_parts(title, text, markdown, max_part_bytes(kind, markdown)).len()
 }
 
-/// Whether the title travels inside the content (WeCom) or separately as
-/// the email subject.
+/// Tells whether the title travels inside the content (WeCom) or
+/// separately as the email subject.
 pub fn title_in_content(kind: &Kind) -> bool {
     !matches!(kind, Kind::Email { .. })
 }

@@ -46,7 +46,7 @@ impl TokenCache {
         }
     }
 
-    /// The number of gettoken calls this cache made.
+    /// Returns the number of gettoken calls this cache made.
     pub fn calls(&self) -> usize {
         self.calls.load(std::sync::atomic::Ordering::Relaxed)
     }

@@ -33,7 +33,7 @@ pub const APP_MEMBER: [Window; 2] = [
     },
 ];
 
-/// The rate key and windows of a profile. Profiles that share a robot key or
+/// Returns the rate key and windows of a profile. Profiles that share a robot key or
 /// an app and recipients share a key, because the provider counts them
 /// together.
 pub fn limits_for(profile: &Profile, secret: &str) -> Option<(String, &'static [Window])> {
@@ -73,7 +73,7 @@ pub fn limits_for(profile: &Profile, secret: &str) -> Option<(String, &'static [
 pub const MARGIN_MS: i64 = 1_000;
 
 /// How long to wait, in ms, before one more send keeps every window within
-/// its limit. `sends` holds the recorded send times, oldest first.
+/// its limit. `sends` contains the recorded send times, oldest first.
 pub fn wait_ms(sends: &[i64], now: i64, windows: &[Window]) -> i64 {
     windows
         .iter()
@@ -93,7 +93,7 @@ pub fn wait_ms(sends: &[i64], now: i64, windows: &[Window]) -> i64 {
         .max(0)
 }
 
-/// The longest window, for pruning old send records.
+/// Returns the maximum window span, for pruning old send records.
 pub fn longest_window_ms() -> i64 {
     APP_MEMBER
         .iter()

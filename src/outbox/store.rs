@@ -104,7 +104,7 @@ pub struct NewMessage {
     pub title: Option<String>,
     pub text: String,
     pub markdown: bool,
-    /// Where it came from: `relay`, `robot-api`, `cli`, `fallback`.
+    /// The origin: `relay`, `robot-api`, `cli`, `fallback`, `desktop` or `spool`.
     pub source: &'static str,
 }
 
@@ -154,7 +154,7 @@ pub struct Attempt {
     pub error: Option<Failure>,
 }
 
-/// What the history remembers about a profile.
+/// A profile's last outcomes, as the history records them.
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 pub struct ProfileState {
     pub last_success_ip: Option<String>,
@@ -353,7 +353,7 @@ pub fn claim(
         .collect())
 }
 
-/// Returns messages this owner holds to the queue, keeping their progress.
+/// Returns leased messages to the queue, keeping their progress.
 pub fn release(connection: &Connection, ids: &[String]) -> Result<()> {
     let now = now_ms();
     for id in ids {

@@ -41,7 +41,7 @@ pub struct Profile {
     pub fallback: Option<String>,
     /// Key for the WeCom-robot-compatible endpoint of the relay.
     pub relay_key: String,
-    /// Where the secret was saved, so every process reads it from there.
+    /// The store the secret was saved in, so every process reads it there.
     #[serde(default)]
     pub secret_store: secret::StoreKind,
 }
@@ -97,7 +97,7 @@ impl Kind {
         }
     }
 
-    /// What the secret is called for this kind, in both languages.
+    /// Returns the name of this kind's secret, in both languages.
     pub fn secret_label(&self) -> Text {
         match self {
             Kind::WecomApp { .. } => Text::new("app secret", "应用 Secret"),
@@ -107,7 +107,7 @@ impl Kind {
     }
 }
 
-/// How an email connection is secured.
+/// The security of an email connection.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum TlsMode {
@@ -168,8 +168,8 @@ impl Proxy {
         }
     }
 
-    /// The route in words, for failure messages. Credentials in a proxy URL
-    /// are not shown.
+    /// Describes the route in words, for failure messages. Credentials in a
+    /// proxy URL are not shown.
     pub fn describe(&self) -> Text {
         match self {
             Proxy::System => Text::new("system proxy settings", "系统代理设置"),

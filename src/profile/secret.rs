@@ -21,7 +21,7 @@ use crate::i18n::Lang;
 const KEYRING_SERVICE: &str = "herald";
 const PROBE_TIMEOUT: Duration = Duration::from_secs(3);
 
-/// Where a secret is kept.
+/// The store that keeps a secret.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum StoreKind {
@@ -59,7 +59,7 @@ impl SecretStore {
 
     /// Chooses where new secrets go. `HERALD_SECRET_STORE=file` or
     /// `keyring` forces a choice; by default the keyring is used when it
-    /// persists and answers the probe. The second value explains a fallback.
+    /// persists and passes the probe. The second value explains a fallback.
     pub fn choose(&self) -> (StoreKind, Option<String>) {
         match std::env::var("HERALD_SECRET_STORE").as_deref() {
             Ok("file") => return (StoreKind::File, None),
@@ -189,7 +189,7 @@ fn run_with_timeout<T: Send + 'static>(
     match receiver.recv_timeout(PROBE_TIMEOUT) {
         Ok(result) => result.map_err(|e| anyhow!("{e}")),
         Err(_) => bail!(
-            "the keyring did not answer within {} s (is it locked?)",
+            "the keyring did not respond within {} s (is it locked?)",
             PROBE_TIMEOUT.as_secs()
         ),
     }

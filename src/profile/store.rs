@@ -25,12 +25,13 @@ pub struct ProfileStore {
     secrets: SecretStore,
 }
 
-/// What saving a profile did.
+/// The result of saving a profile.
 #[derive(Debug)]
 pub struct Saved {
     pub profile: Profile,
     pub report: Report,
-    /// Why the secret went to the owner-only file instead of the keyring.
+    /// The reason the secret went to the owner-only file instead of the
+    /// keyring.
     pub keyring_fallback: Option<String>,
 }
 

@@ -109,7 +109,7 @@ impl AppState {
         Ok(read(&cache))
     }
 
-    /// The named profile, or the default one when no name is given.
+    /// Looks up the named profile, or the default one when no name is given.
     pub fn resolve_profile(&self, name: Option<&str>) -> Result<Profile, ApiError> {
         self.with_profiles(|cache| {
             let name = match name {

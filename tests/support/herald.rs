@@ -121,7 +121,7 @@ impl Home {
     }
 }
 
-/// A free TCP port on 127.0.0.1 (and, in practice, ::1).
+/// Finds a free TCP port on 127.0.0.1 (and, in practice, ::1).
 pub fn free_port() -> u16 {
     TcpListener::bind("127.0.0.1:0")
         .unwrap()
